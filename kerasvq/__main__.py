@@ -1,0 +1,5 @@
+import sys
+
+from kerasvq.cli import main
+
+sys.exit(main())

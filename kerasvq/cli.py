@@ -1,0 +1,45 @@
+"""`kerasvq <verb>`: one entry point; each verb lives in its own module of `kerasvq.commands`.
+
+A command module defines `register(subparsers)`, which adds its parser and sets
+`func=<callable(args) -> int>`. Bad input raises `UserError`, printed here as one line with
+exit status 2.
+
+Example:
+    $ kerasvq train --config versions/v5-transformer/config.json --set train.epochs=1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from kerasvq.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import kerasvq.commands
+
+    parser = argparse.ArgumentParser(prog="kerasvq", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="<verb>")
+    for info in sorted(pkgutil.iter_modules(kerasvq.commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"kerasvq.commands.{info.name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""CLI verbs, one module each; `kerasvq.cli` discovers them. See `kerasvq/cli.py`."""

@@ -1,0 +1,172 @@
+"""Typed, validated dataclass configs loaded from JSON, with `a.b=value` overrides.
+
+Every family of runs (language models, VQ-VAEs, ...) declares its config as a tree of
+dataclasses and uses these helpers, so every config file gets the same checks: unknown keys,
+wrong types and invalid values are one-line `UserError`s naming the file and the field.
+
+Example:
+    >>> @dataclasses.dataclass
+    ... class Train:
+    ...     epochs: int = 4
+    >>> from_dict(Train, {"epochs": "4"}, "cfg.json")
+    Traceback (most recent call last):
+    kerasvq.errors.UserError: cfg.json: field 'epochs' must be int, got str '4'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from kerasvq.errors import UserError
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return f"list[{_type_name(item)}]"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp, value, field: str, where: str):
+    """Checks `value` against the annotation `tp`; returns it (nested dataclasses built)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: field '{field}' must be an object, got {type(value).__name__}")
+        return from_dict(tp, value, where, prefix=f"{field}.")
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _convert(option, value, field, where)
+            except UserError:
+                continue
+        raise UserError(f"{where}: field '{field}' must be {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise UserError(f"{where}: field '{field}' must be one of {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise UserError(f"{where}: field '{field}' must be a list, got {type(value).__name__}")
+        return [_convert(item, v, f"{field}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: field '{field}' must be an object, got {type(value).__name__}")
+        return value
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is Any:
+        return value
+    elif isinstance(value, tp):
+        return value
+    raise UserError(
+        f"{where}: field '{field}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+    )
+
+
+def from_dict(cls, data: dict, where: str = "config", prefix: str = ""):
+    """Builds dataclass `cls` from `data`, rejecting unknown keys and wrong types.
+
+    `where` names the source (usually the file path) in error messages. Fields missing from
+    `data` take their defaults. After building, `validate()` is called if the class has one.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(
+            f"{where}: unknown field '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], prefix + f.name, where)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+    return obj
+
+
+def to_dict(obj) -> dict:
+    """The dataclass tree as plain JSON-ready dicts."""
+    return dataclasses.asdict(obj)
+
+
+def apply_overrides(data: dict, overrides: list[str], where: str = "--set") -> dict:
+    """Returns a copy of `data` with `section.field=value` overrides applied.
+
+    Values are parsed as JSON when they can be (`3`, `1e-3`, `true`, `null`, `[1,2]`) and
+    taken as strings otherwise (`model.positions=rotary`).
+
+    Example:
+        >>> apply_overrides({"train": {"epochs": 4}}, ["train.epochs=1"])
+        {'train': {'epochs': 1}}
+    """
+    result = json.loads(json.dumps(data))
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"{where} {item!r}: expected section.field=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{where} {item!r}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return result
+
+
+def load_json(path: str | os.PathLike) -> dict:
+    """Reads a JSON object from `path`, with one-line errors for missing or invalid files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; expected a JSON config")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def save_json(path: str | os.PathLike, data: Any) -> Path:
+    """Writes JSON atomically (temporary file + rename), so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
