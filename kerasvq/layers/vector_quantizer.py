@@ -64,6 +64,8 @@ class VectorQuantizer(keras.layers.Layer):
         entropy_weight: weight of the diversity (entropy) loss.
         entropy_temperature: temperature of the soft assignments used by the entropy loss.
         buffer_size: how many recent encoder outputs per head to keep for re-seeding.
+        residual: residual quantization instead of product: every head has a full-width
+            codebook and quantizes what the previous heads left (`num_heads` levels).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class VectorQuantizer(keras.layers.Layer):
         entropy_weight: float = 0.0,
         entropy_temperature: float = 1.0,
         buffer_size: int | None = None,
+        residual: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,33 +104,39 @@ class VectorQuantizer(keras.layers.Layer):
         self.entropy_weight = float(entropy_weight)
         self.entropy_temperature = float(entropy_temperature)
         self.buffer_size = int(buffer_size or codebook_size)
+        self.residual = bool(residual)
+        if self.residual and self.cosine:
+            raise ValueError("residual quantization needs Euclidean codebooks (cosine=False)")
         self.head_dim = None
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        if dim is None or dim % self.num_heads:
+        if self.residual:
+            self.head_dim = dim
+        elif dim is None or dim % self.num_heads:
             raise ValueError(
                 f"VectorQuantizer: input width {dim} must be divisible by num_heads={self.num_heads}"
             )
-        self.head_dim = dim // self.num_heads
+        else:
+            self.head_dim = dim // self.num_heads
         h, k, d = self.num_heads, self.codebook_size, self.head_dim
         init = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(d))
         self.codebook = self.add_weight(
             name="codebook", shape=(h, k, d), initializer=init, dtype="float32",
-            trainable=not self.use_ema,
+            trainable=not self.use_ema, autocast=False,
         )
         self.ema_count = self.add_weight(
-            name="ema_count", shape=(h, k), initializer="ones", dtype="float32", trainable=False
+            name="ema_count", shape=(h, k), initializer="ones", dtype="float32", trainable=False, autocast=False
         )
         self.ema_sum = self.add_weight(
-            name="ema_sum", shape=(h, k, d), initializer="zeros", dtype="float32", trainable=False
+            name="ema_sum", shape=(h, k, d), initializer="zeros", dtype="float32", trainable=False, autocast=False
         )
         self.steps_unused = self.add_weight(
-            name="steps_unused", shape=(h, k), initializer="zeros", dtype="float32", trainable=False
+            name="steps_unused", shape=(h, k), initializer="zeros", dtype="float32", trainable=False, autocast=False
         )
         self.recent_inputs = self.add_weight(
             name="recent_inputs", shape=(h, self.buffer_size, d), initializer="zeros",
-            dtype="float32", trainable=False,
+            dtype="float32", trainable=False, autocast=False,
         )
         if self.cosine:
             self.codebook.assign(self._normalize(self.codebook))
@@ -139,9 +148,9 @@ class VectorQuantizer(keras.layers.Layer):
         return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
 
     def _split(self, inputs):
-        """(..., H*d) → (N, H, d) float32."""
+        """(..., H*d) → (N, H, d) float32; residual mode: (..., d) → (N, 1, d)."""
         z = ops.cast(inputs, "float32")
-        return ops.reshape(z, (-1, self.num_heads, self.head_dim))
+        return ops.reshape(z, (-1, 1 if self.residual else self.num_heads, self.head_dim))
 
     def _distances(self, z):
         """Squared distances (N, H, K) in float32 (negative cosine + 1 when `cosine`)."""
@@ -175,30 +184,67 @@ class VectorQuantizer(keras.layers.Layer):
         return ops.stop_gradient(q_norm / z_norm) * rotated
 
     # ---- forward ---------------------------------------------------------------------------
+    def _assign(self, z):
+        """Head inputs (N, H, d), distances (N, H, K), codes (N, H) and code vectors (N, H, d).
+
+        Product mode: head h sees slice h of `z`. Residual mode: head h sees what the heads
+        before it left unexplained, `z − Σ_{j<h} q_j`.
+        """
+        if not self.residual:
+            distances = self._distances(z)
+            codes = ops.argmin(distances, axis=-1)
+            return z, distances, codes, self._gather(codes)
+        codebook = ops.convert_to_tensor(self.codebook)
+        residual, inputs, dists, codes, qs = z[:, 0], [], [], [], []
+        for h in range(self.num_heads):
+            d = (
+                ops.sum(ops.square(residual), axis=-1, keepdims=True)
+                - 2.0 * ops.matmul(residual, ops.transpose(codebook[h]))
+                + ops.sum(ops.square(codebook[h]), axis=-1)[None]
+            )
+            c = ops.argmin(d, axis=-1)
+            q = ops.take(codebook[h], c, axis=0)
+            inputs.append(residual)
+            dists.append(d)
+            codes.append(c)
+            qs.append(q)
+            residual = residual - q
+        stack = lambda xs: ops.stack(xs, axis=1)
+        return stack(inputs), stack(dists), stack(codes), stack(qs)
+
+    def _combine(self, q):
+        """Per-head code vectors (N, H, d) → the quantized vector (N, width)."""
+        if self.residual:
+            return ops.sum(q, axis=1)
+        return ops.reshape(q, (-1, self.num_heads * self.head_dim))
+
     def call(self, inputs, training=None):
         shape = ops.shape(inputs)
         z = self._split(inputs)
         if self.cosine:
             z = self._normalize(z)
-        distances = self._distances(z)
-        codes = ops.argmin(distances, axis=-1)
-        q = self._gather(codes)
+        head_inputs, distances, codes, q = self._assign(z)
+        z_flat, q_flat = self._combine(z if not self.residual else z[:, :1]), self._combine(q)
 
-        commitment = ops.mean(ops.square(z - ops.stop_gradient(q)))
+        commitment = ops.mean(ops.square(z_flat - ops.stop_gradient(q_flat)))
         self.add_loss(self.commitment_cost * commitment)
         if not self.use_ema:
-            self.add_loss(ops.mean(ops.square(ops.stop_gradient(z) - q)))
+            self.add_loss(ops.mean(ops.square(ops.stop_gradient(z_flat) - q_flat)))
 
         if self.gradient == "rotation":
-            q_out = self._rotate(z, ops.stop_gradient(q))
+            if self.residual:
+                q_out = self._rotate(z_flat, ops.stop_gradient(q_flat))
+            else:
+                q_out = self._combine(self._rotate(z, ops.stop_gradient(q)))
         else:
-            q_out = z + ops.stop_gradient(q - z)
+            q_out = z_flat + ops.stop_gradient(q_flat - z_flat)
         if self.orthogonal_weight > 0 and self.num_heads > 1:
-            self.add_loss(self.orthogonal_weight * self._orthogonal_loss(q_out))
+            per_head = head_inputs + ops.stop_gradient(q - head_inputs)
+            self.add_loss(self.orthogonal_weight * self._orthogonal_loss(per_head))
         if self.entropy_weight > 0:
             self.add_loss(self.entropy_weight * self._entropy_loss(distances))
         if training:
-            self._update_state(z, codes)
+            self._update_state(ops.stop_gradient(head_inputs), codes)
 
         lead = tuple(shape[:-1])
         quantized = ops.reshape(ops.cast(q_out, self.compute_dtype), shape)
@@ -251,15 +297,16 @@ class VectorQuantizer(keras.layers.Layer):
         z = self._split(inputs)
         if self.cosine:
             z = self._normalize(z)
-        codes = ops.cast(ops.argmin(self._distances(z), axis=-1), "int32")
+        codes = ops.cast(self._assign(z)[2], "int32")
         return ops.reshape(codes, tuple(ops.shape(inputs)[:-1]) + (self.num_heads,))
 
     def lookup(self, codes):
-        """Code vectors for integer codes (..., H) → (..., H*d) in the compute dtype."""
+        """Integer codes (..., H) → quantized vectors (..., width) in the compute dtype."""
         codes = ops.cast(codes, "int32")
         lead = tuple(ops.shape(codes)[:-1])
         flat = ops.reshape(codes, (-1, self.num_heads))
-        q = ops.reshape(self._gather(flat), lead + (self.num_heads * self.head_dim,))
+        width = self.head_dim if self.residual else self.num_heads * self.head_dim
+        q = ops.reshape(self._combine(self._gather(flat)), lead + (width,))
         return ops.cast(q, self.compute_dtype)
 
     # ---- anti-collapse state (called outside the compiled step) ---------------------------
@@ -267,6 +314,17 @@ class VectorQuantizer(keras.layers.Layer):
         """k-means (k-means++ seeding) of each head's codebook on a sample of encoder outputs."""
         from kerasvq.metrics.codebook import kmeans
 
+        if not self.built:
+            self.build(np.shape(samples))
+        if self.residual:  # residual k-means: each level fits what the previous ones left
+            residual, books = np.asarray(samples, dtype=np.float32).reshape(-1, self.head_dim), []
+            for h in range(self.num_heads):
+                book = kmeans(residual, self.codebook_size, iterations, seed + h)
+                d = (residual ** 2).sum(1)[:, None] - 2 * residual @ book.T + (book ** 2).sum(1)[None]
+                residual = residual - book[d.argmin(1)]
+                books.append(book)
+            self.set_codes(np.stack(books))
+            return
         z = np.asarray(samples, dtype=np.float32).reshape(-1, self.num_heads, self.head_dim)
         if self.cosine:
             z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
@@ -314,5 +372,6 @@ class VectorQuantizer(keras.layers.Layer):
             entropy_weight=self.entropy_weight,
             entropy_temperature=self.entropy_temperature,
             buffer_size=self.buffer_size,
+            residual=self.residual,
         )
         return config

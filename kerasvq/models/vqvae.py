@@ -13,6 +13,9 @@ for the zero vector and is directly the reported metric. `"variance"` (MSE divid
 training data's per-element variance) is the same scale for data that is not normalized;
 `"cosine"` (1 − cos) ignores the norm.
 
+`residual=True` makes the heads residual levels (each head's full-width codebook quantizes
+what the previous heads left), the structure of FAISS's ResidualQuantizer, in latent space.
+
 `linear_skip=True` adds a linear path next to the MLP in both encoder and decoder, so the
 model can represent (and starts close to) a linear product quantizer and the MLP learns the
 non-linear correction on top.
@@ -60,12 +63,13 @@ class VQVAE(keras.Model):
         reconstruction_loss: str = "relative",
         data_variance: float = 1.0 / 384,
         linear_skip: bool = False,
+        residual: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}")
-        if latent_dim % num_heads:
+        if latent_dim % num_heads and not residual:
             raise ValueError(f"latent_dim {latent_dim} must be divisible by num_heads {num_heads}")
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
@@ -82,6 +86,7 @@ class VQVAE(keras.Model):
         self.reconstruction_loss = reconstruction_loss
         self.data_variance = data_variance
         self.linear_skip = linear_skip
+        self.residual = residual
         # The network sees and produces unit-variance elements (x / std). Unit-length 384-d
         # inputs have elements of std 0.05; at that scale one Adam step (≈ lr per weight, over
         # a fan-in of 1024) changes the outputs by far more than the targets' size, the
@@ -126,6 +131,7 @@ class VQVAE(keras.Model):
             gradient=gradient,
             orthogonal_weight=orthogonal_weight,
             entropy_weight=entropy_weight,
+            residual=residual,
             name="quantizer",
             dtype=self.dtype_policy,
         )
@@ -236,5 +242,6 @@ class VQVAE(keras.Model):
             reconstruction_loss=self.reconstruction_loss,
             data_variance=self.data_variance,
             linear_skip=self.linear_skip,
+            residual=self.residual,
         )
         return config
