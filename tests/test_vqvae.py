@@ -119,3 +119,17 @@ def test_train_and_evaluate_run_on_a_small_file(tmp_path):
     assert set(results["methods"]) == {"kerasvq", "faiss_pq", "faiss_opq_pq", "faiss_rq"}
     assert (tmp_path / "run" / "results" / "rank_frequency.png").is_file()
     assert list((tmp_path / "run" / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("residual", [False, True])
+def test_pca_initialisation_starts_as_a_rotation(residual):
+    x = unit_rows(300)
+    model = VQVAE(input_dim=24, hidden_dim=32, latent_dim=32, num_heads=4, codebook_size=16,
+                  data_variance=1 / 24, linear_skip=True, residual=residual)
+    model.build()
+    model.initialize_linear_paths(x)
+    # without quantization the linear paths reconstruct exactly: W has orthonormal columns
+    x_back = keras.ops.convert_to_numpy(model._decode(model._encode(x)))
+    np.testing.assert_allclose(x_back, x, atol=1e-5)
+    assert not model.encoder_skip.trainable

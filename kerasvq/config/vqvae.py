@@ -70,6 +70,8 @@ class VQTrainConfig:
     learning_rate: float = 3e-4
     clipnorm: float = 1.0
     kmeans_init: bool = True
+    pca_init: bool = True
+    """Start the linear paths (model.linear_skip) as a variance-balanced PCA rotation."""
     kmeans_sample: int = 8192
     reset_every: int = 50
     """Steps between dead-code checks; 0 turns CodebookReset off."""
@@ -99,6 +101,8 @@ class VQVAEConfig:
     def validate(self):
         if not self.name or "/" in self.name:
             raise UserError(f"field 'name' must be a plain folder name, got {self.name!r}")
+        if self.train.pca_init and not self.model.linear_skip:
+            raise UserError("field 'train.pca_init' needs 'model.linear_skip' to be true")
 
 
 def load_vqvae_config(path: str | Path, overrides: list[str] = ()) -> VQVAEConfig:

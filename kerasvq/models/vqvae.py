@@ -220,6 +220,45 @@ class VQVAE(keras.Model):
         ]
         return np.concatenate(out) if out else np.zeros((0, self.input_dim), np.float32)
 
+    def initialize_linear_paths(self, x):
+        """Sets the linear skips to a PCA basis whose components are allocated to the heads
+        so that every head gets a similar share of the variance ("eigenvalue allocation",
+        as in OPQ's non-parametric initialisation), and zeroes the MLP branches' output
+        layers. The model then starts as a PQ on a balanced rotation — a rotated product
+        quantizer — and training learns non-linear corrections on top of that geometry.
+        The encoder's linear path is kept fixed (not trained): moving it moves every latent at
+        once, and the codes with them."""
+        if not self.linear_skip:
+            raise ValueError("initialize_linear_paths needs linear_skip=True")
+        x = self._check(x, "initialize_linear_paths input") * self._scale
+        centered = x - x.mean(0)
+        eigval, eigvec = np.linalg.eigh(centered.T @ centered / len(x))
+        order = np.argsort(eigval)[::-1]
+        head_dim = self.latent_dim // self.num_heads
+        per_head = min(head_dim, -(-self.input_dim // self.num_heads))
+        log_var = np.zeros(self.num_heads)
+        filled = [[] for _ in range(self.num_heads)]
+        for i in order:
+            open_heads = [h for h in range(self.num_heads) if len(filled[h]) < per_head]
+            if not open_heads:
+                break
+            h = min(open_heads, key=lambda j: log_var[j])
+            filled[h].append(i)
+            log_var[h] += np.log(max(eigval[i], 1e-12))
+        w = np.zeros((self.input_dim, self.latent_dim), np.float32)
+        if self.residual:  # every level sees the whole space: the plain PCA basis
+            filled = [list(order[: self.latent_dim])]
+            head_dim = 0
+        for h, comps in enumerate(filled):
+            w[:, h * head_dim: h * head_dim + len(comps)] = eigvec[:, comps]
+        self.encoder_skip.kernel.assign(w)
+        self.encoder_skip.trainable = False
+        self.decoder_skip.kernel.assign(w.T.copy())
+        for mlp in (self.encoder, self.decoder):
+            out = mlp.layers[-1]
+            out.kernel.assign(np.zeros(out.kernel.shape, np.float32))
+            out.bias.assign(np.zeros(out.bias.shape, np.float32))
+
     def initialize_codebooks(self, x, iterations: int = 20, seed: int = 0):
         """k-means of every head's codebook on the encoder outputs of a data sample."""
         self.quantizer.initialize_codebook(self.latents(x), iterations, seed)

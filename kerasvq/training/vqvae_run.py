@@ -66,6 +66,8 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2):
     log_x = source.take(np.sort(rng.choice(test_idx, min(len(test_idx), cfg.train.log_sample), replace=False)))
     data_variance = float(sample.var(axis=0).sum() / sample.shape[1] + (sample.mean(0) ** 2).mean())
     model = build_model(cfg, data_variance)
+    if cfg.train.pca_init:
+        model.initialize_linear_paths(sample)
     if cfg.train.kmeans_init:
         model.initialize_codebooks(sample, seed=cfg.train.seed)
     callbacks = [CodebookLogger(log_x, logdir=out_dir / "logs" / "tensorboard", verbose=verbose)]
