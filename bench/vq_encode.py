@@ -35,6 +35,7 @@ def main():
     import numpy as np
 
     from kerasvq.data.embeddings import EmbeddingFile
+    from kerasvq.models.vqvae import VQVAE  # noqa: F401  (registers the class for loading)
 
     source = EmbeddingFile(args.embeddings)
     x = source.read(0, min(args.rows, len(source)))

@@ -133,3 +133,6 @@ def test_pca_initialisation_starts_as_a_rotation(residual):
     x_back = keras.ops.convert_to_numpy(model._decode(model._encode(x)))
     np.testing.assert_allclose(x_back, x, atol=1e-5)
     assert not model.encoder_skip.trainable
+    again = VQVAE.from_config(model.get_config())
+    again.build()
+    assert not again.encoder_skip.trainable

@@ -64,6 +64,7 @@ class VQVAE(keras.Model):
         data_variance: float = 1.0 / 384,
         linear_skip: bool = False,
         residual: bool = False,
+        freeze_linear_encoder: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,6 +88,7 @@ class VQVAE(keras.Model):
         self.data_variance = data_variance
         self.linear_skip = linear_skip
         self.residual = residual
+        self.freeze_linear_encoder = freeze_linear_encoder
         # The network sees and produces unit-variance elements (x / std). Unit-length 384-d
         # inputs have elements of std 0.05; at that scale one Adam step (≈ lr per weight, over
         # a fan-in of 1024) changes the outputs by far more than the targets' size, the
@@ -116,6 +118,7 @@ class VQVAE(keras.Model):
         self.encoder_skip = self.decoder_skip = None
         if linear_skip:
             self.encoder_skip = keras.layers.Dense(latent_dim, use_bias=False, name="encoder_skip", dtype=self.dtype_policy)
+            self.encoder_skip.trainable = not freeze_linear_encoder
             self.decoder_skip = keras.layers.Dense(
                 input_dim,
                 use_bias=False,
@@ -253,6 +256,7 @@ class VQVAE(keras.Model):
             w[:, h * head_dim: h * head_dim + len(comps)] = eigvec[:, comps]
         self.encoder_skip.kernel.assign(w)
         self.encoder_skip.trainable = False
+        self.freeze_linear_encoder = True
         self.decoder_skip.kernel.assign(w.T.copy())
         for mlp in (self.encoder, self.decoder):
             out = mlp.layers[-1]
@@ -282,5 +286,6 @@ class VQVAE(keras.Model):
             data_variance=self.data_variance,
             linear_skip=self.linear_skip,
             residual=self.residual,
+            freeze_linear_encoder=self.freeze_linear_encoder,
         )
         return config

@@ -102,6 +102,7 @@ def evaluate_run(cfg, out_dir: Path | None = None, model_path=None, baselines: b
     """Held-out metrics of a trained model (and FAISS baselines) → results/evaluation.json + PNG."""
     from kerasvq.errors import UserError
     from kerasvq.metrics.vq_evaluation import evaluate_quantizers, plot_rank_frequency
+    from kerasvq.models.vqvae import VQVAE  # noqa: F401  (registers the class for loading)
 
     out_dir = Path(out_dir or version_dir(cfg.name))
     model_path = Path(model_path or out_dir / "models" / "vqvae.keras")
