@@ -4,3 +4,4 @@ from kerasvq.layers.causal_self_attention import CausalSelfAttention
 from kerasvq.layers.rotary_embedding import RotaryEmbedding
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kerasvq.layers.transformer_decoder import TransformerDecoder
+from kerasvq.layers.vector_quantizer import VectorQuantizer
