@@ -1,0 +1,1 @@
+"""Metrics: language-model numbers (`lm`) and degeneration metrics on generated text (`text`)."""
