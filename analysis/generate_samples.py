@@ -21,9 +21,10 @@ def run():
     args = parser.parse_args()
 
     from kerasvq.registry import resolve_model
-    from kerasvq.samples import read_prompts, sample_run, settings_with
 
     key, path, _ = resolve_model(args.model_key, args.registry)
+    from kerasvq.samples import read_prompts, sample_run, settings_with
+
     record = sample_run(path, read_prompts(args.prompts), settings_with(args.max_new_tokens, args.seed),
                         model_key=key, corpus=args.corpus)
     human = record["human_baseline"]

@@ -9,7 +9,7 @@ keras-hub: the cache is filled with the columns every prompt has, then one colum
 per step for the whole batch; a row still inside its own prompt keeps its prompt token. Each
 row stops at its first generated end-of-sequence token (when `stop_at_eos`), and the loop ends
 when every row has stopped or has `max_new_tokens` new tokens. The uncached path recomputes
-the whole prefix each step and gives the same greedy tokens (checked by the tests).
+the whole buffer each step and gives the same greedy tokens (checked by the tests).
 
 Prompts longer than `model.seq_len - max_new_tokens` keep their last tokens (reported in
 `prompt_truncated`), because the Transformer never sees more than `seq_len` positions.
@@ -76,7 +76,9 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
     stopped = np.zeros(batch, dtype=bool)
     for index in range(start, total):
         if not use_cache:
-            last = model(ops.convert_to_tensor(buffer[:, :index]))[:, -1, :]
+            # The whole buffer each step: one input shape (one compilation on JAX), and the
+            # causal model's logits at index - 1 do not depend on the columns after it.
+            last = model(ops.convert_to_tensor(buffer))[:, index - 1, :]
         proposal = ops.convert_to_numpy(sample_next(last, config, seed_gen, presence)).astype("int32")
         generating = ~in_prompt[:, index] & ~done & (index < lengths + config.max_new_tokens)
         column = np.where(in_prompt[:, index], buffer[:, index], np.where(generating, proposal, 0))
