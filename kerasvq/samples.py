@@ -97,7 +97,7 @@ def sample_run(model_path: str | Path, prompts: list[str], settings: dict | None
         texts = [s["text"] for s in samples if s["setting"] == name]
         agg = aggregate_metrics(texts, lexicon)
         labels = [s["verdict"]["label"] for s in samples if s["setting"] == name]
-        agg["verdict"] = verdict(agg, human)
+        agg["verdict"] = verdict(agg, human, single=False)
         agg["sample_verdicts"] = {label: labels.count(label) for label in sorted(set(labels))}
         summary[name] = agg
     return {

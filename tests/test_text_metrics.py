@@ -82,3 +82,17 @@ def test_verdict_against_human_baseline(lexicon):
     assert bad["label"] == "gibberish" and "word validity" in bad["reasons"][0]
     assert verdict(text_metrics(_random_letters(10) + " " + _random_letters(10), lexicon), human)["label"] == "gibberish+repetitive"
     assert verdict(text_metrics("", lexicon), human)["label"] == "gibberish"
+
+
+def test_human_chunks_spread_over_all_texts():
+    chunks = human_chunks(["um " * 100, "dois " * 100], 10, max_chunks=2)
+    assert chunks == [" ".join(["um"] * 10), " ".join(["dois"] * 10)]
+    assert human_chunks(["curto demais"], 10) == []
+
+
+def test_single_samples_must_also_fall_outside_human_spread(lexicon):
+    human = {"word_validity": 0.95, "mean_word_length": 5.0, "seq_rep_4": 0.0, "distinct_2": 1.0,
+             "word_validity_p05": 0.80, "distinct_2_p05": 0.9, "seq_rep_4_p95": 0.05}
+    sample = {"word_validity": 0.83, "mean_word_length": 5.0, "seq_rep_4": 0.0, "distinct_2": 1.0}
+    assert verdict(sample, human)["label"] == "ok"  # within the spread of human chunks
+    assert verdict(sample, human, single=False)["label"] == "gibberish"  # a mean 0.12 below human
