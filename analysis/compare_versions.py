@@ -20,7 +20,13 @@ def run():
     parser.add_argument("--max-tokens", type=int, help="score whole documents up to about this many tokens")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--registry", default=str(DEFAULT_REGISTRY))
+    parser.add_argument("--wbrazilian", action="store_true",
+                        help="add Debian's wbrazilian word list (apt-get download into the kerasvq cache)")
     args = parser.parse_args()
+    if args.wbrazilian:
+        from kerasvq.metrics.lexicon import fetch_wbrazilian
+
+        fetch_wbrazilian()
 
     from kerasvq.comparison import compare, comparison_markdown, evaluate_and_sample
     from kerasvq.registry import resolve_model

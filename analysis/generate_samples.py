@@ -18,7 +18,13 @@ def run():
     parser.add_argument("--seed", type=int, help="override the sampled setting's seed")
     parser.add_argument("--corpus", help="human baseline from the val split of this corpus")
     parser.add_argument("--registry", default=str(DEFAULT_REGISTRY))
+    parser.add_argument("--wbrazilian", action="store_true",
+                        help="add Debian's wbrazilian word list (apt-get download into the kerasvq cache)")
     args = parser.parse_args()
+    if args.wbrazilian:
+        from kerasvq.metrics.lexicon import fetch_wbrazilian
+
+        fetch_wbrazilian()
 
     from kerasvq.registry import resolve_model
 
