@@ -4,7 +4,7 @@ Works with any model that offers `model(token_ids)` → logits (batch, seq, voca
 `model.init_cache(batch, max_length)`, `model.call_with_cache(ids, cache, index)` →
 (logits, cache) and `model.seq_len` (the Transformer and the LSTM LMs both do).
 
-Batched prompts of different lengths are left-aligned in one (batch, total) buffer, as in
+Batched prompts of different lengths are left-aligned in one (batch, seq_len) buffer, as in
 keras-hub: the cache is filled with the columns every prompt has, then one column is decoded
 per step for the whole batch; a row still inside its own prompt keeps its prompt token. Each
 row stops at its first generated end-of-sequence token (when `stop_at_eos`), and the loop ends
@@ -22,12 +22,51 @@ Example:
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import keras
 from keras import ops
 
 from kerasvq.errors import UserError
 from kerasvq.sampling import SamplingConfig, sample_next, token_presence
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compile(fn, model):
+    """`fn(*args)` compiled once per model: tf.function on TensorFlow, jax.jit over the
+    model's variables (as keras-hub's generate does) on JAX, plain eager elsewhere. The cache
+    index is passed as a tensor so one trace serves every step."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        def stateless(trainable, non_trainable, *args):
+            mapping = list(zip(model.trainable_variables, trainable)) + list(
+                zip(model.non_trainable_variables, non_trainable))
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*args)
+
+        jitted = jax.jit(stateless)
+        return lambda *args: jitted([v.value for v in model.trainable_variables],
+                                    [v.value for v in model.non_trainable_variables], *args)
+    return fn
+
+
+def _steps(model):
+    """(cached step, full forward) for `model`, compiled once and reused across calls."""
+    if model not in _COMPILED:
+        _COMPILED[model] = (
+            _compile(lambda ids, cache, index: model.call_with_cache(ids, cache, index), model),
+            _compile(lambda ids: model(ids, training=False), model),
+        )
+    return _COMPILED[model]
 
 
 def _prepare(prompts, seq_len, max_new_tokens):
@@ -55,8 +94,11 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
     batch = len(prompts)
     lengths = np.array([len(p) for p in prompts])
     total = int(lengths.max()) + config.max_new_tokens
-    buffer = np.zeros((batch, total), dtype="int32")
-    in_prompt = np.zeros((batch, total), dtype=bool)
+    # Buffer and cache always span seq_len, so compiled steps see one shape whatever the
+    # prompts (the attention masks cache slots by position; slots past `total` stay unused).
+    width = int(model.seq_len)
+    buffer = np.zeros((batch, width), dtype="int32")
+    in_prompt = np.zeros((batch, width), dtype=bool)
     for i, p in enumerate(prompts):
         buffer[i, : len(p)] = p
         in_prompt[i, : len(p)] = True
@@ -67,10 +109,12 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
         presence = token_presence(ops.convert_to_tensor(buffer), int(model.vocab_size), ops.convert_to_tensor(in_prompt))
 
     start = int(lengths.min())
+    cached_step, forward = _steps(model)
+    index_tensor = lambda i: ops.convert_to_tensor(i, "int32")  # noqa: E731
     cache = None
     if use_cache:
-        cache = model.init_cache(batch, total)
-        logits, cache = model.call_with_cache(ops.convert_to_tensor(buffer[:, :start]), cache, 0)
+        cache = model.init_cache(batch, width)
+        logits, cache = cached_step(ops.convert_to_tensor(buffer[:, :start]), cache, index_tensor(0))
         last = logits[:, -1, :]
     done = np.zeros(batch, dtype=bool)
     stopped = np.zeros(batch, dtype=bool)
@@ -78,7 +122,7 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
         if not use_cache:
             # The whole buffer each step: one input shape (one compilation on JAX), and the
             # causal model's logits at index - 1 do not depend on the columns after it.
-            last = model(ops.convert_to_tensor(buffer))[:, index - 1, :]
+            last = forward(ops.convert_to_tensor(buffer))[:, index - 1, :]
         proposal = ops.convert_to_numpy(sample_next(last, config, seed_gen, presence)).astype("int32")
         generating = ~in_prompt[:, index] & ~done & (index < lengths + config.max_new_tokens)
         column = np.where(in_prompt[:, index], buffer[:, index], np.where(generating, proposal, 0))
@@ -94,7 +138,7 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
         if done.all() or index + 1 == total:
             break
         if use_cache:
-            logits, cache = model.call_with_cache(ops.convert_to_tensor(column[:, None]), cache, index)
+            logits, cache = cached_step(ops.convert_to_tensor(column[:, None]), cache, index_tensor(index))
             last = logits[:, -1, :]
 
     results = []

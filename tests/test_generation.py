@@ -41,9 +41,14 @@ def test_greedy_is_identical_with_and_without_cache(make):
     uncached = generate(model, PROMPTS, cfg, use_cache=False)
     assert [r["token_ids"] for r in cached] == [r["token_ids"] for r in uncached]
     assert all(len(r["token_ids"]) == 6 for r in cached)
-    # A batch gives each prompt the continuation it gets alone.
+
+
+def test_a_batch_gives_each_prompt_its_own_continuation():
+    model = _transformer()
+    cfg = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
+    batched = generate(model, PROMPTS, cfg)
     alone = generate(model, [PROMPTS[1]], cfg)
-    assert alone[0]["token_ids"] == cached[1]["token_ids"]
+    assert alone[0]["token_ids"] == batched[1]["token_ids"]
 
 
 @pytest.mark.backend_neutral
