@@ -31,6 +31,7 @@ from kerasvq.config.base import from_dict, load_json
 from kerasvq.config.lm import LMConfig
 from kerasvq.data.corpus import read_documents, resolve_corpus, split_documents
 from kerasvq.errors import UserError
+from kerasvq.generation import compiled_steps
 from kerasvq.metrics.lm import lm_metrics
 
 RESULTS_SCHEMA_VERSION = 1
@@ -81,10 +82,11 @@ def score_documents(model, tokenizer, documents: list[str], batch_size: int = 16
         x[w, :n] = chunk[:-1]
         y[w, :n] = chunk[1:]
         mask[w, :n] = True
+    forward = compiled_steps(model)[1]
     total_nats, correct = 0.0, 0
     for start in range(0, num_windows, batch_size):
         sl = slice(start, start + batch_size)
-        logits = model(ops.convert_to_tensor(x[sl]), training=False)
+        logits = forward(ops.convert_to_tensor(x[sl]))
         log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
         picked = ops.take_along_axis(log_probs, ops.convert_to_tensor(y[sl])[..., None], axis=-1)
         nll = -ops.convert_to_numpy(picked)[..., 0]

@@ -59,7 +59,7 @@ def _compile(fn, model):
     return fn
 
 
-def _steps(model):
+def compiled_steps(model):
     """(cached step, full forward) for `model`, compiled once and reused across calls."""
     if model not in _COMPILED:
         _COMPILED[model] = (
@@ -109,7 +109,7 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
         presence = token_presence(ops.convert_to_tensor(buffer), int(model.vocab_size), ops.convert_to_tensor(in_prompt))
 
     start = int(lengths.min())
-    cached_step, forward = _steps(model)
+    cached_step, forward = compiled_steps(model)
     index_tensor = lambda i: ops.convert_to_tensor(i, "int32")  # noqa: E731
     cache = None
     if use_cache:
