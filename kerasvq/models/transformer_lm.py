@@ -140,6 +140,8 @@ class TransformerLM(keras.Model):
         """An empty KV cache: (layers, batch, 2, max_length, heads, head_dim)."""
         max_length = max_length or self.seq_len
         self._check_length(max_length)
+        if not self.built:
+            self.build()
         head_dim = self.d_model // self.num_heads
         shape = (self.num_layers, batch_size, 2, max_length, self.num_heads, head_dim)
         return ops.zeros(shape, dtype=self.compute_dtype)
@@ -156,6 +158,8 @@ class TransformerLM(keras.Model):
     def attention_weights(self, token_ids):
         """Attention weights of every layer: a list of (batch, heads, seq, seq) arrays."""
         self._check_length(token_ids.shape[1])
+        if not self.built:
+            self.build()
         x = self._embed(token_ids, 0, training=False)
         weights = []
         for block in self.blocks:

@@ -24,7 +24,7 @@ from kerasvq.data.windows import WindowDataset, count_windows
 from kerasvq.errors import UserError
 from kerasvq.models.build import build_language_model
 from kerasvq.runs import RunPaths
-from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger
+from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger, async_safe
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from kerasvq.training.metrics import CrossEntropy, Perplexity
 from kerasvq.training.optimizers import adamw_for
@@ -57,6 +57,18 @@ def plan_steps(cfg: LMConfig, train_tokens: int) -> dict:
         "tokens_per_step": t.batch_size * d.seq_len,
         "capped_by_max_steps": total < planned,
     }
+
+
+def compile_for_training(model, cfg: LMConfig, total_steps: int, warmup_steps: int):
+    """Compiles `model` with the config's optimizer, schedule, loss and metrics."""
+    t = cfg.train
+    schedule = warmup_cosine(t.learning_rate, total_steps, warmup_steps, t.min_lr_ratio)
+    model.compile(
+        optimizer=adamw_for(model, schedule, t.weight_decay, t.beta_1, t.beta_2, t.clipnorm),
+        loss=SparseCategoricalCrossentropyWithSmoothing(t.label_smoothing),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(), Perplexity()],
+        steps_per_execution=t.steps_per_execution,
+    )
 
 
 def _check_resume(paths: RunPaths, resolved: dict):
@@ -130,13 +142,7 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
         f"{cfg.data.seq_len})")
 
     t = cfg.train
-    schedule = warmup_cosine(t.learning_rate, steps["total_steps"], steps["warmup_steps"], t.min_lr_ratio)
-    model.compile(
-        optimizer=adamw_for(model, schedule, t.weight_decay, t.beta_1, t.beta_2, t.clipnorm),
-        loss=SparseCategoricalCrossentropyWithSmoothing(t.label_smoothing),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(), Perplexity()],
-        steps_per_execution=t.steps_per_execution,
-    )
+    compile_for_training(model, cfg, steps["total_steps"], steps["warmup_steps"])
     train_batches = WindowDataset(data.train_stream, cfg.data.seq_len, cfg.data.stride,
                                   t.batch_size, shuffle=True, seed=t.seed)
     val_batches = WindowDataset(data.val_stream, cfg.data.seq_len, cfg.data.seq_len,
@@ -146,23 +152,27 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
             f"data.val_fraction: the validation split has {len(data.val_stream)} tokens, fewer "
             f"than one window of {cfg.data.seq_len + 1}"
         )
+    summary = resolved["data"]
     history = HistoryWriter(paths.history, {"run": run_name, "version": cfg.name, **resolved},
-                            steps["tokens_per_step"])
-    callbacks = [
+                            steps["tokens_per_step"],
+                            summary["val_tokens"] / summary["val_bytes"] / math.log(2))
+    if verbose is None:  # a progress bar for terminals, one line per epoch for log files
+        verbose = 1 if sys.stdout.isatty() else 2
+    callbacks = async_safe(
         keras.callbacks.BackupAndRestore(str(paths.backup)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
-                                      restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(paths.root / "models" / f"{run_name}.best.keras"),
                                         monitor="val_loss", save_best_only=True),
+        *([keras.callbacks.ProgbarLogger()] if verbose else []),
+    ) + [
+        keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
+                                      restore_best_weights=True),
         TensorBoardLogger(paths.tensorboard),
         history,
         *extra_callbacks,
     ]
     if steps["capped_by_max_steps"]:
         callbacks.append(StopAtStep(steps["total_steps"]))
-    if verbose is None:  # a progress bar for terminals, one line per epoch for log files
-        verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     model.fit(train_batches, validation_data=val_batches, epochs=steps["epochs_to_run"],
               callbacks=callbacks, verbose=verbose)
@@ -175,6 +185,7 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
     best = min(history.epochs, key=lambda e: e["val_loss"])
     history.finish("finished", wall_seconds=time.perf_counter() - start, best_epoch=best["epoch"],
                    model=str(paths.model))
+    log(f"TensorBoard: tensorboard --logdir {paths.tensorboard.parent}")
     log(f"saved {paths.model} (best epoch {best['epoch']}: val_loss {best['val_loss']:.4f}, "
         f"val perplexity {best['val_perplexity']:.2f})")
     return best
