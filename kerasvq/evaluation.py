@@ -113,7 +113,7 @@ def training_summary(history_path: Path) -> dict | None:
     epochs = history.get("epochs", [])
     curve = [
         {k: e.get(k) for k in ("epoch", "loss", "val_loss", "cross_entropy", "val_cross_entropy",
-                                "perplexity", "val_perplexity", "gap", "learning_rate")}
+                                "perplexity", "val_perplexity", "val_bits_per_byte", "gap", "learning_rate")}
         for e in epochs
     ]
     best = min(epochs, key=lambda e: e["val_loss"]) if epochs else None

@@ -19,6 +19,10 @@ from kerasvq.training.tensorboard import SummaryWriter
 
 
 class SampleTextLogger(keras.callbacks.Callback):
+    # No per-batch hooks, so Keras's JAX trainer may keep dispatching batch ends asynchronously
+    # (see `kerasvq.training.callbacks.async_safe`); epoch ends see synced variables.
+    async_safe = True
+
     def __init__(self, logdir, tokenizer, prompts, config: SamplingConfig | None = None, every: int = 1):
         super().__init__()
         self.logdir = str(logdir)
