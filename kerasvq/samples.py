@@ -2,7 +2,8 @@
 
 Every prompt is continued under every sampling setting; each sample records its prompt,
 settings, text, metrics (`kerasvq.metrics.text`) and a verdict against a human baseline built
-from the validation split of the model's corpus, cut to the samples' median length.
+from the validation split of the model's corpus, cut to the samples' typical length (the
+largest per-setting median word count, at least 10 words).
 
 Example:
     >>> record = sample_run("versions/v5-transformer/models/main.keras", read_prompts("analysis/prompts_ptbr.txt"))
@@ -28,6 +29,7 @@ from kerasvq.metrics.text import aggregate_metrics, human_baseline, text_metrics
 from kerasvq.sampling import SamplingConfig
 
 SAMPLES_SCHEMA_VERSION = 1
+MIN_WORDS_PER_CHUNK = 10
 
 # Greedy shows what the model believes most; "sampled" is the setting a reader would use.
 DEFAULT_SETTINGS = {
@@ -87,7 +89,11 @@ def sample_run(model_path: str | Path, prompts: list[str], settings: dict | None
                 })
 
     corpus_path, human_docs = heldout_documents(cfg, corpus, "val")
-    words_per_chunk = max(5, int(np.median([s["metrics"]["num_words"] for s in samples])))
+    # Human chunks as long as the longest setting's typical sample: a degenerate setting
+    # (one glued "word" per sample) must not shrink the baseline to a few noisy words.
+    words_per_chunk = max(MIN_WORDS_PER_CHUNK, max(
+        int(np.median([s["metrics"]["num_words"] for s in samples if s["setting"] == name]))
+        for name in settings))
     human = human_baseline(human_docs, lexicon, words_per_chunk, max_human_chunks)
     human["source"] = f"val split of {corpus_path}"
     for s in samples:
