@@ -83,7 +83,11 @@ def build_report(comparison: dict, out_dir, attention_pngs: list | None = None,
         f"{text_metrics.GIBBERISH_SOFT_VALIDITY_DROP:.2f} below with a mean word length off by over "
         f"{text_metrics.GIBBERISH_WORD_LENGTH_RATIO:.0%}), and **repetitive** when seq-rep-4 exceeds the "
         f"human value by more than {text_metrics.REPETITION_SEQ_REP_RISE:.2f} or distinct-2 drops below "
-        f"{text_metrics.REPETITION_DISTINCT_2_RATIO:.0%} of it.",
+        f"{text_metrics.REPETITION_DISTINCT_2_RATIO:.0%} of it. A single sample must also fall "
+        "outside the 5th/95th percentile of the human chunks, so about 5% of human chunks would "
+        "be flagged too; the aggregate verdict over all samples of a setting is the one to read. "
+        "These metrics catch broken words and loops, not incoherence: a salad of real short words "
+        "passes word validity, and only its low mean word length gives it away.",
         "",
         tables[1].strip(),
         "",
