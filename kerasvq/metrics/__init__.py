@@ -1,4 +1,5 @@
-"""Metrics: codebook balance and reconstruction quality of quantizers."""
+"""Metrics: language-model numbers (`lm`), degeneration metrics on generated text (`text`),
+codebook balance (`codebook`) and reconstruction quality (`reconstruction`) of quantizers."""
 
 from kerasvq.metrics.codebook import codebook_stats, code_counts, kmeans, zipf_fit
 from kerasvq.metrics.reconstruction import neighbour_recall, reconstruction_stats

@@ -1,0 +1,52 @@
+"""Evaluates and samples several models on the same text and prompts; writes a comparison
+JSON and a markdown table (plus each model's results and samples JSON).
+
+    python analysis/compare_versions.py --model-keys v4_lstm v5_brwac_transformer_fixed \
+        --output-dir analysis/artifacts/compare
+"""
+
+import argparse
+from pathlib import Path
+
+from _common import DEFAULT_PROMPTS, DEFAULT_REGISTRY, main_wrapper, write_json
+
+
+def run():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-keys", nargs="+", required=True, help="registry keys or .keras paths")
+    parser.add_argument("--output-dir", default="analysis/artifacts/compare")
+    parser.add_argument("--corpus", help="held-out text for every model (default: each run's own val split)")
+    parser.add_argument("--prompts", default=str(DEFAULT_PROMPTS))
+    parser.add_argument("--max-tokens", type=int, help="score whole documents up to about this many tokens")
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--registry", default=str(DEFAULT_REGISTRY))
+    parser.add_argument("--wbrazilian", action="store_true",
+                        help="add Debian's wbrazilian word list (apt-get download into the kerasvq cache)")
+    args = parser.parse_args()
+    if args.wbrazilian:
+        from kerasvq.metrics.lexicon import fetch_wbrazilian
+
+        fetch_wbrazilian()
+
+    from kerasvq.comparison import compare, comparison_markdown, evaluate_and_sample
+    from kerasvq.registry import resolve_model
+    from kerasvq.samples import read_prompts, settings_with
+
+    resolved = [resolve_model(k, args.registry) for k in args.model_keys]
+    results, samples = evaluate_and_sample(
+        [(key, path) for key, path, _ in resolved], read_prompts(args.prompts),
+        settings_with(args.max_new_tokens), args.corpus, args.max_tokens)
+    out = Path(args.output_dir)
+    for (key, _, _), r, s in zip(resolved, results, samples):
+        write_json(out / f"results_{key}.json", r)
+        write_json(out / f"samples_{key}.json", s)
+    comp = compare(results, samples, [entry.get("label") for _, _, entry in resolved])
+    write_json(out / "comparison.json", comp)
+    table = comparison_markdown(comp)
+    (out / "comparison.md").write_text(table, encoding="utf-8")
+    print(table)
+    print(f"wrote {out / 'comparison.md'}")
+
+
+if __name__ == "__main__":
+    main_wrapper(run)

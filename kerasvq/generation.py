@@ -1,0 +1,169 @@
+"""Autoregressive generation for kerasvq language models, with or without a KV cache.
+
+Works with any model that offers `model(token_ids)` → logits (batch, seq, vocab),
+`model.init_cache(batch, max_length)`, `model.call_with_cache(ids, cache, index)` →
+(logits, cache) and `model.seq_len` (the Transformer and the LSTM LMs both do).
+
+Batched prompts of different lengths are left-aligned in one (batch, seq_len) buffer, as in
+keras-hub: the cache is filled with the columns every prompt has, then one column is decoded
+per step for the whole batch; a row still inside its own prompt keeps its prompt token. Each
+row stops at its first generated end-of-sequence token (when `stop_at_eos`), and the loop ends
+when every row has stopped or has `max_new_tokens` new tokens. The uncached path recomputes
+the whole buffer each step and gives the same greedy tokens (checked by the tests).
+
+Prompts longer than `model.seq_len - max_new_tokens` keep their last tokens (reported in
+`prompt_truncated`), because the Transformer never sees more than `seq_len` positions.
+
+Example:
+    >>> out = generate_text(model, tokenizer, ["O setor de infraestrutura logística"],
+    ...                     SamplingConfig(max_new_tokens=40, top_p=0.9, seed=1))
+    >>> out[0]["text"]
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import keras
+from keras import ops
+
+from kerasvq.errors import UserError
+from kerasvq.sampling import SamplingConfig, sample_next, token_presence
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compile(fn, model):
+    """`fn(*args)` compiled once per model: tf.function on TensorFlow, jax.jit over the
+    model's variables (as keras-hub's generate does) on JAX, plain eager elsewhere. The cache
+    index is passed as a tensor so one trace serves every step."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        def stateless(trainable, non_trainable, *args):
+            mapping = list(zip(model.trainable_variables, trainable)) + list(
+                zip(model.non_trainable_variables, non_trainable))
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*args)
+
+        jitted = jax.jit(stateless)
+        return lambda *args: jitted([v.value for v in model.trainable_variables],
+                                    [v.value for v in model.non_trainable_variables], *args)
+    return fn
+
+
+def compiled_steps(model):
+    """(cached step, full forward) for `model`, compiled once and reused across calls."""
+    if model not in _COMPILED:
+        _COMPILED[model] = (
+            _compile(lambda ids, cache, index: model.call_with_cache(ids, cache, index), model),
+            _compile(lambda ids: model(ids, training=False), model),
+        )
+    return _COMPILED[model]
+
+
+def _prepare(prompts, seq_len, max_new_tokens):
+    if not prompts:
+        raise UserError("no prompts given; expected at least one prompt")
+    if any(len(p) == 0 for p in prompts):
+        raise UserError("a prompt encodes to zero tokens; expected at least one token per prompt")
+    if max_new_tokens >= seq_len:
+        raise UserError(f"max_new_tokens ({max_new_tokens}) must be below the model's seq_len ({seq_len})")
+    keep = seq_len - max_new_tokens
+    truncated = [len(p) > keep for p in prompts]
+    return [list(p)[-keep:] for p in prompts], truncated
+
+
+def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, use_cache: bool = True):
+    """Generates continuations of `prompts` (lists of token ids).
+
+    Returns one dict per prompt: `prompt_ids`, `token_ids` (new tokens, the end-of-sequence
+    token excluded), `stopped_at_eos`, `prompt_truncated`.
+    """
+    config = (config or SamplingConfig()).validate()
+    if config.stop_at_eos and eos_id is None:
+        raise UserError("stop_at_eos needs the tokenizer's eos_id")
+    prompts, truncated = _prepare(prompts, int(model.seq_len), config.max_new_tokens)
+    batch = len(prompts)
+    lengths = np.array([len(p) for p in prompts])
+    total = int(lengths.max()) + config.max_new_tokens
+    # Buffer and cache always span seq_len, so compiled steps see one shape whatever the
+    # prompts (the attention masks cache slots by position; slots past `total` stay unused).
+    width = int(model.seq_len)
+    buffer = np.zeros((batch, width), dtype="int32")
+    in_prompt = np.zeros((batch, width), dtype=bool)
+    for i, p in enumerate(prompts):
+        buffer[i, : len(p)] = p
+        in_prompt[i, : len(p)] = True
+
+    seed_gen = None if config.greedy else keras.random.SeedGenerator(config.seed)
+    presence = None
+    if config.repetition_penalty != 1.0:
+        presence = token_presence(ops.convert_to_tensor(buffer), int(model.vocab_size), ops.convert_to_tensor(in_prompt))
+
+    start = int(lengths.min())
+    cached_step, forward = compiled_steps(model)
+    index_tensor = lambda i: ops.convert_to_tensor(i, "int32")  # noqa: E731
+    cache = None
+    if use_cache:
+        cache = model.init_cache(batch, width)
+        logits, cache = cached_step(ops.convert_to_tensor(buffer[:, :start]), cache, index_tensor(0))
+        last = logits[:, -1, :]
+    done = np.zeros(batch, dtype=bool)
+    stopped = np.zeros(batch, dtype=bool)
+    for index in range(start, total):
+        if not use_cache:
+            # The whole buffer each step: one input shape (one compilation on JAX), and the
+            # causal model's logits at index - 1 do not depend on the columns after it.
+            last = forward(ops.convert_to_tensor(buffer))[:, index - 1, :]
+        proposal = ops.convert_to_numpy(sample_next(last, config, seed_gen, presence)).astype("int32")
+        generating = ~in_prompt[:, index] & ~done & (index < lengths + config.max_new_tokens)
+        column = np.where(in_prompt[:, index], buffer[:, index], np.where(generating, proposal, 0))
+        buffer[:, index] = column
+        if presence is not None:
+            hit = ops.one_hot(ops.convert_to_tensor(column), presence.shape[-1], dtype="float32")
+            presence = ops.maximum(presence, hit * ops.convert_to_tensor(generating[:, None].astype("float32")))
+        if config.stop_at_eos:
+            newly = generating & (column == eos_id)
+            stopped |= newly
+            done |= newly
+        done |= index + 1 >= lengths + config.max_new_tokens
+        if done.all() or index + 1 == total:
+            break
+        if use_cache:
+            logits, cache = cached_step(ops.convert_to_tensor(column[:, None]), cache, index_tensor(index))
+            last = logits[:, -1, :]
+
+    results = []
+    for i, p in enumerate(prompts):
+        new = buffer[i, len(p) : len(p) + config.max_new_tokens].tolist()
+        if stopped[i]:
+            new = new[: new.index(eos_id)]
+        results.append(
+            {"prompt_ids": list(p), "token_ids": new, "stopped_at_eos": bool(stopped[i]), "prompt_truncated": truncated[i]}
+        )
+    return results
+
+
+def generate_text(model, tokenizer, prompts: list[str], config: SamplingConfig = None, use_cache: bool = True,
+                  start_with_eos: bool = True):
+    """Text in, text out: like `generate`, adding `prompt` and `text` (the decoded new tokens).
+
+    With `start_with_eos`, each prompt is preceded by the end-of-sequence token, which is how
+    documents start in the training stream (documents are separated by it).
+    """
+    ids = tokenizer.encode(list(prompts))
+    if start_with_eos:
+        ids = [[tokenizer.eos_id] + list(p) for p in ids]
+    results = generate(model, ids, config, eos_id=tokenizer.eos_id, use_cache=use_cache)
+    for prompt, res in zip(prompts, results):
+        res["prompt"] = prompt
+        res["text"] = tokenizer.decode(res["token_ids"])
+    return results

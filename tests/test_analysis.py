@@ -1,0 +1,186 @@
+"""Evaluation, samples, comparison, report, attention and the sample-text callback, on tiny
+models trained in seconds through the real training path on real pt-BR text."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerasvq.comparison import compare, comparison_markdown, json_ready
+from kerasvq.evaluation import RESULTS_SCHEMA_VERSION, evaluate_run, score_documents
+from kerasvq.metrics.lm import lm_metrics
+from kerasvq.registry import resolve_model
+from kerasvq.runs import load_trained_model
+from kerasvq.samples import SAMPLES_SCHEMA_VERSION, read_prompts, sample_run, settings_with
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPTS = ["O setor de infraestrutura logística brasileira debate", "A professora explicou", "Segundo o ministério,"]
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """A tiny Transformer (2 epochs) and a tiny LSTM on its tokenizer: {name: model path}."""
+    from kerasvq.config.lm import load_lm_config
+    from kerasvq.data.default_corpus import small_ptbr_corpus
+    from kerasvq.training.run import train_language_model
+
+    home = tmp_path_factory.mktemp("analysis_home")
+    corpus = small_ptbr_corpus(log=lambda m: None)
+    configs = {
+        "tiny-v5": {"model": {"architecture": "transformer", "d_model": 32, "num_layers": 2, "num_heads": 4,
+                              "d_ff": 64, "dropout": 0.0}, "train": {"epochs": 2}},
+        "tiny-v4": {"model": {"architecture": "lstm", "d_model": 32, "num_layers": 1, "dropout": 0.0},
+                    "train": {"epochs": 1}, "data": {"tokenizer_version": "tiny-v5"}},
+    }
+    old = os.environ.get("KERASVQ_HOME")
+    os.environ["KERASVQ_HOME"] = str(home)
+    try:
+        paths = {}
+        for name, parts in configs.items():
+            config = {
+                "name": name,
+                "data": {"corpus": str(corpus), "max_docs": 250, "vocab_size": 512, "seq_len": 32,
+                         "stride": 32, **parts.get("data", {})},
+                "model": parts["model"],
+                "train": {"batch_size": 16, "learning_rate": 3e-3, "early_stopping_patience": 5, **parts["train"]},
+            }
+            (home / f"{name}.json").write_text(json.dumps(config))
+            train_language_model(load_lm_config(home / f"{name}.json"), "main", log=lambda m: None, verbose=0)
+            paths[name] = home / "versions" / name / "models" / "main.keras"
+    finally:
+        if old is None:
+            os.environ.pop("KERASVQ_HOME")
+        else:
+            os.environ["KERASVQ_HOME"] = old
+    return paths
+
+
+@pytest.fixture(scope="session")
+def loaded(trained_runs):
+    return {name: load_trained_model(path) for name, path in trained_runs.items()}
+
+
+@pytest.fixture(scope="session")
+def records(trained_runs, loaded):
+    settings = settings_with(max_new_tokens=8)
+    out = {}
+    for name, path in trained_runs.items():
+        out[name] = (evaluate_run(path, name, loaded=loaded[name]),
+                     sample_run(path, PROMPTS, settings, name, loaded=loaded[name], max_human_chunks=50))
+    return out
+
+
+def test_lm_metrics_formulas():
+    m = lm_metrics(total_nats=100 * math.log(2), tokens=50, correct=20, num_bytes=200, num_words=40)
+    assert m["bits_per_byte"] == pytest.approx(0.5)
+    assert m["bits_per_token"] == pytest.approx(2.0) and m["perplexity"] == pytest.approx(4.0)
+    assert m["word_perplexity"] == pytest.approx(2 ** 2.5) and m["token_accuracy"] == 0.4
+
+
+def test_score_documents_counts_every_token_once(loaded):
+    model, _, tok = loaded["tiny-v5"]
+    docs = ["Olá, mundo.", "O governo anunciou um novo plano de obras " * 6, "Fim."]
+    scored = score_documents(model, tok, docs, batch_size=2)
+    assert scored["tokens"] == sum(len(ids) + 1 for ids in tok.encode(docs))
+    assert scored["bytes"] == sum(len(d.encode()) + 1 for d in docs)
+    assert scored["words"] == sum(len(d.split()) for d in docs)
+    # Same nats as one direct forward pass over a short stream.
+    ids = [tok.eos_id] + tok.encode(["Olá, mundo."])[0] + [tok.eos_id]
+    logits = np.asarray(model(np.asarray([ids[:-1]], "int32")))[0]
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    direct = -sum(logp[i, t] for i, t in enumerate(ids[1:]))
+    assert score_documents(model, tok, ["Olá, mundo."])["total_nats"] == pytest.approx(direct, rel=1e-4)
+    capped = score_documents(model, tok, docs, max_tokens=3)
+    assert capped["documents"] == 1 and capped["bytes"] == len(docs[0].encode()) + 1
+
+
+def test_results_schema(records, trained_runs):
+    results, _ = records["tiny-v5"]
+    assert results["schema_version"] == RESULTS_SCHEMA_VERSION and results["kind"] == "kerasvq.lm_results"
+    assert {"loss_nats", "perplexity", "token_accuracy", "bits_per_byte", "word_perplexity"} <= set(results["metrics"])
+    assert results["data"]["tokens"] > 1000 and results["data"]["split"] == "val"
+    assert len(results["config_sha256"]) == 64 and len(results["tokenizer_sha256"]) == 64
+    history = json.loads((trained_runs["tiny-v5"].parents[1] / "logs" / "train_main.json").read_text())
+    best = min(history["epochs"], key=lambda e: e["val_loss"])
+    assert results["training"]["gap"] == pytest.approx(best["gap"]) and len(results["training"]["epochs"]) == 2
+    # The evaluation reproduces the training run's own validation cross-entropy closely.
+    assert results["metrics"]["loss_nats"] == pytest.approx(best["val_cross_entropy"], rel=0.05)
+    # v4 and v5 share a tokenizer and the same held-out documents here.
+    v4 = records["tiny-v4"][0]
+    assert v4["tokenizer_sha256"] == results["tokenizer_sha256"] and v4["data"]["bytes"] == results["data"]["bytes"]
+
+
+def test_samples_schema(records):
+    _, samples = records["tiny-v5"]
+    assert samples["schema_version"] == SAMPLES_SCHEMA_VERSION and samples["kind"] == "kerasvq.samples"
+    assert set(samples["settings"]) == {"greedy", "sampled"} and len(samples["samples"]) == 2 * len(PROMPTS)
+    for s in samples["samples"]:
+        assert {"prompt", "setting", "text", "metrics", "verdict"} <= set(s)
+        assert s["verdict"]["label"] in {"ok", "gibberish", "repetitive", "gibberish+repetitive"}
+        assert s["num_new_tokens"] <= 8
+    human = samples["human_baseline"]
+    assert human["word_validity"] > 0.8 and human["num_texts"] == 50
+    json.dumps(json_ready(samples), allow_nan=False)
+
+
+def test_prompts_file_has_enough_varied_prompts():
+    prompts = read_prompts(ROOT / "analysis" / "prompts_ptbr.txt")
+    assert len(prompts) >= 20 and len(set(prompts)) == len(prompts)
+    assert "O setor de infraestrutura logística brasileira debate" in prompts
+
+
+def test_comparison_report_and_attention_build(records, loaded, tmp_path):
+    from kerasvq.attention import attention_maps
+    from kerasvq.report import build_report
+
+    comp = compare([records[n][0] for n in ("tiny-v4", "tiny-v5")], [records[n][1] for n in ("tiny-v4", "tiny-v5")],
+                   ["v4", "v5"])
+    assert comp["same_data"] and [m["label"] for m in comp["models"]] == ["v4", "v5"]
+    table = comparison_markdown(comp)
+    assert "| v4 | lstm |" in table and "| human (held-out val) |" in table
+    model, _, tok = loaded["tiny-v5"]
+    pngs = attention_maps(model, tok, PROMPTS[0], tmp_path / "report", "attention_v5")
+    assert len(pngs) == 2
+    report = build_report(json.loads(json.dumps(json_ready(comp))), tmp_path / "report", pngs)
+    text = report.read_text()
+    for name in ("lm_metrics.png", "loss_curves.png", "degeneration.png", "attention_v5_layer1.png"):
+        assert f"]({name})" in text and (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "## 4. Sample excerpts" in text and PROMPTS[0] in text
+
+
+def test_sample_text_callback_writes_tensorboard_text(loaded, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from kerasvq.sampling import SamplingConfig
+    from kerasvq.training.sample_text import SampleTextLogger
+
+    model, _, tok = loaded["tiny-v5"]
+    callback = SampleTextLogger(tmp_path / "samples", tok, PROMPTS[:2], SamplingConfig(greedy=True, max_new_tokens=4))
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+    events = EventAccumulator(str(tmp_path / "samples"), size_guidance={"tensors": 0}).Reload()
+    assert set(events.Tags()["tensors"]) == {"samples/0", "samples/1"}
+    text = events.Tensors("samples/0")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith(f"**{PROMPTS[0]}**")
+
+
+def test_registry_and_script_errors(tmp_path, monkeypatch):
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"schema_version": 1, "models": {"v5": {"path": "versions/v5/models/main.keras"}}}))
+    monkeypatch.setenv("KERASVQ_HOME", str(tmp_path))
+    key, path, entry = resolve_model("v5", registry)
+    assert key == "v5" and path == tmp_path / "versions/v5/models/main.keras" and entry["label"] == "v5"
+    default = json.loads((ROOT / "analysis" / "model_registry.json").read_text())
+    assert "v5_brwac_transformer_fixed" in default["models"]
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "generate_samples.py"), "--model-key", "nope",
+                           "--output", str(tmp_path / "s.json"), "--registry", str(registry)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "unknown model key 'nope'" in proc.stderr and not (tmp_path / "s.json").exists()

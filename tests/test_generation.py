@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import keras
+
+from kerasvq.errors import UserError
+from kerasvq.generation import generate
+from kerasvq.models.lstm_lm import LSTMLM
+from kerasvq.models.transformer_lm import TransformerLM
+from kerasvq.sampling import SamplingConfig
+
+VOCAB, EOS = 40, 1
+
+
+def _transformer(positions="learned"):
+    keras.utils.set_random_seed(3)
+    model = TransformerLM(vocab_size=VOCAB, seq_len=24, d_model=16, num_layers=2, num_heads=2,
+                          d_ff=32, dropout=0.0, positions=positions)
+    model(np.zeros((1, 4), "int32"))
+    return model
+
+
+def _lstm():
+    keras.utils.set_random_seed(3)
+    model = LSTMLM(vocab_size=VOCAB, seq_len=24, units=16, num_layers=2, dropout=0.0)
+    model(np.zeros((1, 4), "int32"))
+    return model
+
+
+PROMPTS = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(_transformer, marks=pytest.mark.backend_neutral, id="learned"),
+    pytest.param(lambda: _transformer("rotary"), id="rotary"),
+    pytest.param(_lstm, id="lstm"),
+])
+def test_greedy_is_identical_with_and_without_cache(make):
+    model = make()
+    cfg = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
+    cached = generate(model, PROMPTS, cfg, use_cache=True)
+    uncached = generate(model, PROMPTS, cfg, use_cache=False)
+    assert [r["token_ids"] for r in cached] == [r["token_ids"] for r in uncached]
+    assert all(len(r["token_ids"]) == 6 for r in cached)
+
+
+def test_a_batch_gives_each_prompt_its_own_continuation():
+    model = _transformer()
+    cfg = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
+    batched = generate(model, PROMPTS, cfg)
+    alone = generate(model, [PROMPTS[1]], cfg)
+    assert alone[0]["token_ids"] == batched[1]["token_ids"]
+
+
+@pytest.mark.backend_neutral
+def test_seeded_sampling_repeats_and_penalty_changes_output():
+    model = _transformer()
+    cfg = SamplingConfig(temperature=1.5, top_k=10, top_p=0.95, max_new_tokens=6, seed=4, stop_at_eos=False)
+    a = generate(model, PROMPTS, cfg)
+    b = generate(model, PROMPTS, cfg, use_cache=False)
+    assert [r["token_ids"] for r in a] == [r["token_ids"] for r in b]
+    greedy = SamplingConfig(greedy=True, max_new_tokens=12, stop_at_eos=False)
+    plain = generate(model, [[5, 6]], greedy)[0]["token_ids"]
+    penalised = generate(model, [[5, 6]], SamplingConfig(greedy=True, max_new_tokens=12, stop_at_eos=False,
+                                                         repetition_penalty=50.0))[0]["token_ids"]
+    assert len(set(penalised)) >= len(set(plain))
+    assert len(set(penalised)) == len(penalised)  # a huge penalty never repeats a token here
+
+
+def test_stops_at_eos_per_row():
+    model = _transformer()
+    cfg = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
+    free = generate(model, PROMPTS, cfg)
+    eos = free[0]["token_ids"][-1]  # pretend a token row 0 emits ends the text
+    cut = free[0]["token_ids"].index(eos)
+    out = generate(model, PROMPTS, SamplingConfig(greedy=True, max_new_tokens=6), eos_id=eos)
+    assert out[0]["stopped_at_eos"] and out[0]["token_ids"] == free[0]["token_ids"][:cut]
+    for r, f in zip(out[1:], free[1:]):
+        if eos in f["token_ids"]:
+            assert r["token_ids"] == f["token_ids"][: f["token_ids"].index(eos)]
+        else:
+            assert r["token_ids"] == f["token_ids"] and not r["stopped_at_eos"]
+
+
+def test_long_prompts_keep_their_end_and_bad_input_is_rejected():
+    model = _transformer()
+    out = generate(model, [list(range(2, 30))], SamplingConfig(greedy=True, max_new_tokens=4), eos_id=EOS)
+    assert out[0]["prompt_truncated"] and out[0]["prompt_ids"] == list(range(10, 30))
+    with pytest.raises(UserError, match="seq_len"):
+        generate(model, [[3]], SamplingConfig(max_new_tokens=24), eos_id=EOS)
+    with pytest.raises(UserError, match="zero tokens"):
+        generate(model, [[]], SamplingConfig(max_new_tokens=2), eos_id=EOS)
