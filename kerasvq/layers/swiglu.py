@@ -76,11 +76,6 @@ class SwiGLU(keras.layers.Layer):
             y = ops.einsum(f"{lead}ef,efd->{lead}ed", ops.silu(gate) * up, self.down_kernel)
         return self.dropout_layer(y, training=training)
 
-    def compute_output_shape(self, input_shape, dispatched=False):
-        if self.num_experts is None or dispatched:
-            return tuple(input_shape)
-        return tuple(input_shape[:-1]) + (self.num_experts, input_shape[-1])
-
     def get_config(self):
         config = super().get_config()
         config.update(
