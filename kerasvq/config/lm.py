@@ -28,6 +28,8 @@ class DataConfig:
     split_seed: int = 1337
     vocab_size: int = 4000
     tokenizer_type: Literal["unigram", "bpe"] = "unigram"
+    tokenizer_version: Optional[str] = None
+    """Reuse the tokenizer in versions/<tokenizer_version>/mappings/ (e.g. v4 shares v5's)."""
     seq_len: int = 256
     """Tokens the model sees at once; windows hold seq_len + 1 tokens (inputs and shifted targets)."""
     stride: int = 128

@@ -1,0 +1,1 @@
+"""Data: corpora (reading, splitting, the default pt-BR corpus) and their preprocessing."""

@@ -1,0 +1,84 @@
+"""Token streams cut into overlapping training windows, batched by sequences.
+
+Each window holds seq_len + 1 tokens: inputs are its first seq_len tokens, targets the last
+seq_len (shifted by one). Batch size always counts sequences; steps per epoch follow from the
+number of windows, so nothing has to be guessed or truncated.
+
+Example:
+    >>> stream = token_stream(tokenizer.encode(docs), eos_id=tokenizer.eos_id)
+    >>> count_windows(len(stream), seq_len=256, stride=128)
+    1234
+    >>> batches = WindowDataset(stream, seq_len=256, stride=128, batch_size=32, shuffle=True)
+    >>> x, y = batches[0]                  # int32 (32, 256) each; y[:, :-1] == x[:, 1:]
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+
+def token_stream(encoded_docs, eos_id: int, dtype=np.uint16) -> np.ndarray:
+    """Concatenates documents, each followed by the end-of-sequence token."""
+    if np.iinfo(dtype).max < eos_id:
+        raise ValueError(f"{np.dtype(dtype).name} cannot hold token id {eos_id}")
+    pieces = []
+    for ids in encoded_docs:
+        pieces.append(np.asarray(ids, dtype=dtype))
+        pieces.append(np.asarray([eos_id], dtype=dtype))
+    return np.concatenate(pieces) if pieces else np.zeros((0,), dtype=dtype)
+
+
+def count_windows(num_tokens: int, seq_len: int, stride: int) -> int:
+    """How many windows of seq_len + 1 tokens start every `stride` tokens."""
+    if num_tokens < seq_len + 1:
+        return 0
+    return (num_tokens - seq_len - 1) // stride + 1
+
+
+class WindowDataset(keras.utils.PyDataset):
+    """Batches of (inputs, targets) windows read from a uint16 token stream.
+
+    Args:
+        stream: 1-D token ids (a NumPy array or memmap).
+        seq_len: tokens per input sequence.
+        stride: tokens between the starts of consecutive windows.
+        batch_size: sequences per batch.
+        shuffle: reshuffle window order every epoch (seeded by `seed` and the epoch).
+        drop_remainder: drop the last partial batch (training) or keep it (evaluation).
+    """
+
+    def __init__(self, stream, seq_len, stride, batch_size, shuffle=False, seed=0,
+                 drop_remainder=True, **kwargs):
+        super().__init__(**kwargs)
+        self.stream = stream
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_remainder = drop_remainder
+        self.num_windows = count_windows(len(stream), seq_len, stride)
+        self.starts = np.arange(self.num_windows, dtype=np.int64) * stride
+        self.epoch = 0
+        self._order = self._make_order()
+
+    def _make_order(self):
+        if not self.shuffle:
+            return self.starts
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.starts)
+
+    def __len__(self):
+        if self.drop_remainder:
+            return self.num_windows // self.batch_size
+        return math.ceil(self.num_windows / self.batch_size)
+
+    def __getitem__(self, index):
+        starts = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        windows = np.stack([self.stream[s : s + self.seq_len + 1] for s in starts]).astype(np.int32)
+        return windows[:, :-1], windows[:, 1:]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._make_order()

@@ -1,0 +1,4 @@
+"""Keras models; every one is registered for `.keras` serialization."""
+
+from kerasvq.models.lstm_lm import LSTMLM
+from kerasvq.models.transformer_lm import TransformerLM

@@ -1,0 +1,94 @@
+"""The v4 baseline: a stacked LSTM language model.
+
+Example:
+    >>> model = LSTMLM(vocab_size=4000, seq_len=192, units=512, num_layers=2, dropout=0.1)
+    >>> logits = model(token_ids)                       # (batch, seq, vocab), float32
+    >>> state = model.init_cache(batch_size=2)
+    >>> logits, state = model.call_with_cache(prompt_ids, state, cache_update_index=0)
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasvq")
+class LSTMLM(keras.Model):
+    """Embedding → Dropout → `num_layers` × (LSTM → Dropout) → vocabulary logits.
+
+    The generation "cache" is the recurrent state, so the same sampling code drives this
+    model and `TransformerLM`.
+
+    Args:
+        vocab_size: tokenizer vocabulary size.
+        seq_len: the training context length (recorded; LSTMs accept any length).
+        units: embedding size and units of every LSTM layer.
+        num_layers: stacked LSTM layers.
+        dropout: dropout after the embedding and after each LSTM layer.
+        tie_embeddings: reuse the token embedding as the output projection.
+    """
+
+    def __init__(self, vocab_size, seq_len, units=512, num_layers=2, dropout=0.1,
+                 tie_embeddings=False, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.units = units
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.tie_embeddings = tie_embeddings
+
+    def build(self, input_shape=None):
+        policy = self.dtype_policy
+        self.token_embedding = keras.layers.Embedding(
+            self.vocab_size, self.units, dtype=policy, name="token_embedding"
+        )
+        self.token_embedding.build((None, None))
+        self.lstms = []
+        for i in range(self.num_layers):
+            lstm = keras.layers.LSTM(
+                self.units, return_sequences=True, return_state=True, dtype=policy, name=f"lstm_{i}"
+            )
+            lstm.build((None, None, self.units))
+            self.lstms.append(lstm)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.output_head = None
+        if not self.tie_embeddings:
+            self.output_head = keras.layers.Dense(self.vocab_size, dtype=policy, name="output_head")
+            self.output_head.build((None, None, self.units))
+        self.built = True
+
+    def _run(self, token_ids, states, training):
+        x = self.dropout_layer(self.token_embedding(token_ids), training=training)
+        new_states = []
+        for i, lstm in enumerate(self.lstms):
+            initial = None if states is None else [states[i, 0], states[i, 1]]
+            x, h, c = lstm(x, initial_state=initial, training=training)
+            x = self.dropout_layer(x, training=training)
+            new_states.append(ops.stack([h, c], axis=0))
+        if self.tie_embeddings:
+            logits = ops.matmul(x, ops.transpose(ops.cast(self.token_embedding.embeddings, x.dtype)))
+        else:
+            logits = self.output_head(x)
+        return ops.cast(logits, "float32"), ops.stack(new_states, axis=0)
+
+    def call(self, token_ids, training=None):
+        return self._run(token_ids, None, training)[0]
+
+    def init_cache(self, batch_size, max_length=None):
+        """Zero recurrent state: (layers, 2 (h, c), batch, units). `max_length` is unused."""
+        return ops.zeros((self.num_layers, 2, batch_size, self.units), dtype=self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Continues from the recurrent state `cache`; returns (logits, new state)."""
+        return self._run(token_ids, cache, training=False)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "seq_len": self.seq_len,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+        }

@@ -1,0 +1,178 @@
+"""The v5 decoder-only Transformer language model.
+
+Example:
+    >>> model = TransformerLM(vocab_size=4000, seq_len=256, d_model=256, num_layers=4,
+    ...                       num_heads=8, d_ff=1024, dropout=0.1)
+    >>> logits = model(token_ids)                       # (batch, seq, vocab), float32
+    >>> cache = model.init_cache(batch_size=2, max_length=64)
+    >>> logits, cache = model.call_with_cache(prompt_ids, cache, cache_update_index=0)
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from kerasvq.layers.transformer_decoder import TransformerDecoder
+
+
+@keras.saving.register_keras_serializable(package="kerasvq")
+class TransformerLM(keras.Model):
+    """Token embedding (+ positions) → decoder blocks → LayerNorm → vocabulary logits.
+
+    Inputs longer than `seq_len` are rejected, never truncated. Weights follow GPT-2's
+    initialization: normal(0, 0.02), residual output projections scaled by 1/sqrt(2·layers).
+
+    Args:
+        vocab_size: tokenizer vocabulary size.
+        seq_len: the longest context the model accepts.
+        d_model, num_layers, num_heads, d_ff: the shape.
+        dropout: embedding and residual dropout.
+        positions: "learned", "sinusoidal" or "rotary".
+        tie_embeddings: reuse the token embedding as the output projection.
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        seq_len,
+        d_model=256,
+        num_layers=4,
+        num_heads=8,
+        d_ff=1024,
+        dropout=0.1,
+        positions="learned",
+        tie_embeddings=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if positions not in ("learned", "sinusoidal", "rotary"):
+            raise ValueError(f"positions must be learned, sinusoidal or rotary, got {positions!r}")
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.d_model = d_model
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.positions = positions
+        self.tie_embeddings = tie_embeddings
+
+    def build(self, input_shape=None):
+        policy = self.dtype_policy
+        init = keras.initializers.RandomNormal(stddev=0.02)
+        residual_init = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
+        self.token_embedding = keras.layers.Embedding(
+            self.vocab_size, self.d_model, embeddings_initializer=init, dtype=policy,
+            name="token_embedding",
+        )
+        self.token_embedding.build((None, None))
+        self.position_embedding = None
+        if self.positions == "learned":
+            self.position_embedding = keras.layers.Embedding(
+                self.seq_len, self.d_model, embeddings_initializer=init, dtype=policy,
+                name="position_embedding",
+            )
+            self.position_embedding.build((None,))
+        elif self.positions == "sinusoidal":
+            self.position_embedding = SinusoidalPositionEncoding(dtype=policy, name="position_encoding")
+        self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.blocks = []
+        for i in range(self.num_layers):
+            block = TransformerDecoder(
+                self.num_heads,
+                self.d_ff,
+                dropout=self.dropout,
+                rotary=self.positions == "rotary",
+                kernel_initializer=init,
+                output_kernel_initializer=residual_init,
+                dtype=policy,
+                name=f"block_{i}",
+            )
+            block.build((None, None, self.d_model))
+            self.blocks.append(block)
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
+        self.final_norm.build((None, None, self.d_model))
+        self.output_head = None
+        if not self.tie_embeddings:
+            self.output_head = keras.layers.Dense(
+                self.vocab_size, use_bias=False, kernel_initializer=init, dtype=policy,
+                name="output_head",
+            )
+            self.output_head.build((None, None, self.d_model))
+        self.built = True
+
+    def _check_length(self, length):
+        if isinstance(length, int) and length > self.seq_len:
+            raise ValueError(
+                f"input has {length} tokens but the model's seq_len is {self.seq_len}; "
+                "it never truncates silently"
+            )
+
+    def _embed(self, token_ids, start_index, training):
+        x = self.token_embedding(token_ids)
+        if self.positions == "learned":
+            positions = ops.arange(ops.shape(token_ids)[1]) + start_index
+            x = x + self.position_embedding(positions)[None]
+        elif self.positions == "sinusoidal":
+            x = x + self.position_embedding(x, start_index=start_index)
+        return self.embedding_dropout(x, training=training)
+
+    def _logits(self, x):
+        x = self.final_norm(x)
+        if self.tie_embeddings:
+            kernel = ops.cast(self.token_embedding.embeddings, x.dtype)
+            logits = ops.matmul(x, ops.transpose(kernel))
+        else:
+            logits = self.output_head(x)
+        # Softmax and the loss run in float32 even under mixed precision.
+        return ops.cast(logits, "float32")
+
+    def call(self, token_ids, training=None):
+        self._check_length(token_ids.shape[1])
+        x = self._embed(token_ids, 0, training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self._logits(x)
+
+    def init_cache(self, batch_size, max_length=None):
+        """An empty KV cache: (layers, batch, 2, max_length, heads, head_dim)."""
+        max_length = max_length or self.seq_len
+        self._check_length(max_length)
+        head_dim = self.d_model // self.num_heads
+        shape = (self.num_layers, batch_size, 2, max_length, self.num_heads, head_dim)
+        return ops.zeros(shape, dtype=self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Runs `token_ids` placed at `cache_update_index`; returns (logits, updated cache)."""
+        x = self._embed(token_ids, cache_update_index, training=False)
+        layer_caches = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache = block(x, cache=cache[i], cache_update_index=cache_update_index)
+            layer_caches.append(layer_cache)
+        return self._logits(x), ops.stack(layer_caches, axis=0)
+
+    def attention_weights(self, token_ids):
+        """Attention weights of every layer: a list of (batch, heads, seq, seq) arrays."""
+        self._check_length(token_ids.shape[1])
+        x = self._embed(token_ids, 0, training=False)
+        weights = []
+        for block in self.blocks:
+            x, scores = block(x, return_attention_scores=True)
+            weights.append(scores)
+        return weights
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "seq_len": self.seq_len,
+            "d_model": self.d_model,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "d_ff": self.d_ff,
+            "dropout": self.dropout,
+            "positions": self.positions,
+            "tie_embeddings": self.tie_embeddings,
+        }

@@ -1,0 +1,125 @@
+"""Training callbacks that work on every backend.
+
+- `TensorBoardLogger`: epoch metrics (train and validation), learning rate and every
+  `log_every` steps the batch loss, written with the TensorFlow-free `SummaryWriter`.
+- `HistoryWriter`: a per-epoch history JSON (with the train/val gap), rewritten atomically
+  after every epoch so an interrupted run still leaves its curve behind.
+- `StopAtStep`: ends training after a fixed number of optimizer steps (`train.max_steps`).
+
+Example:
+    >>> model.fit(..., callbacks=[TensorBoardLogger(logdir), HistoryWriter(path, header)])
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+from keras import ops
+
+from kerasvq.config.base import load_json, save_json
+from kerasvq.training.tensorboard import SummaryWriter
+
+
+def current_learning_rate(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(ops.convert_to_numpy(lr))
+
+
+class TensorBoardLogger(keras.callbacks.Callback):
+    """Writes `train/` and `validation/` scalars under `logdir` each epoch."""
+
+    def __init__(self, logdir, log_every=50):
+        super().__init__()
+        self.logdir = str(logdir)
+        self.log_every = log_every
+        self._train = self._val = None
+
+    def on_train_begin(self, logs=None):
+        self._train = SummaryWriter(f"{self.logdir}/train")
+        self._val = SummaryWriter(f"{self.logdir}/validation")
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if logs and "loss" in logs and step % self.log_every == 0:
+            self._train.scalar("batch/loss", logs["loss"], step)
+            self._train.scalar("batch/learning_rate", current_learning_rate(self.model.optimizer), step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = epoch + 1
+        for key, value in (logs or {}).items():
+            if key.startswith("val_"):
+                self._val.scalar(f"epoch/{key[4:]}", value, step)
+            else:
+                self._train.scalar(f"epoch/{key}", value, step)
+        self._train.scalar("epoch/learning_rate", current_learning_rate(self.model.optimizer), step)
+        self._train.flush()
+        self._val.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in (self._train, self._val):
+            if writer is not None:
+                writer.close()
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Keeps `path` (JSON) up to date: the run header plus one record per finished epoch.
+
+    Args:
+        path: the history JSON file.
+        header: fixed information about the run (config, data sizes, tokenizer hash).
+        tokens_per_step: training tokens per optimizer step, for tokens/s.
+    """
+
+    def __init__(self, path, header, tokens_per_step):
+        super().__init__()
+        self.path = path
+        self.header = header
+        self.tokens_per_step = tokens_per_step
+        self.epochs = []
+
+    def on_train_begin(self, logs=None):
+        # A resumed run continues the curve it already had.
+        try:
+            self.epochs = list(load_json(self.path).get("epochs", []))
+        except Exception:
+            self.epochs = []
+        self._write("running")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._start_step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        seconds = time.perf_counter() - self._start
+        steps = int(ops.convert_to_numpy(self.model.optimizer.iterations)) - self._start_step
+        record = {"epoch": epoch + 1, **logs}
+        if "cross_entropy" in logs and "val_cross_entropy" in logs:
+            record["gap"] = logs["val_cross_entropy"] - logs["cross_entropy"]
+        record.update(
+            learning_rate=current_learning_rate(self.model.optimizer),
+            steps=steps,
+            seconds=seconds,
+            train_tokens_per_second=steps * self.tokens_per_step / seconds if seconds else None,
+        )
+        self.epochs = [e for e in self.epochs if e["epoch"] != epoch + 1] + [record]
+        self._write("running")
+
+    def finish(self, status, **extra):
+        self._write(status, **extra)
+
+    def _write(self, status, **extra):
+        save_json(self.path, {**self.header, "status": status, **extra, "epochs": self.epochs})
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops training once the optimizer has taken `max_steps` steps."""
+
+    def __init__(self, max_steps):
+        super().__init__()
+        self.max_steps = max_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) >= self.max_steps:
+            self.model.stop_training = True

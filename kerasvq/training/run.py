@@ -1,0 +1,180 @@
+"""Config → data → model → fit → artifacts: the one training path every LM run takes.
+
+Example:
+    >>> cfg = load_lm_config("versions/v5-transformer/config.json", ["train.epochs=1"])
+    >>> result = train_language_model(cfg, run_name="v5_fixed")
+    >>> result["best_val_loss"]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import keras
+
+from kerasvq.config.base import load_json, save_json, to_dict
+from kerasvq.config.lm import LMConfig
+from kerasvq.data.lm_data import load_lm_data
+from kerasvq.data.windows import WindowDataset, count_windows
+from kerasvq.errors import UserError
+from kerasvq.models.build import build_language_model
+from kerasvq.runs import RunPaths
+from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger
+from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
+from kerasvq.training.metrics import CrossEntropy, Perplexity
+from kerasvq.training.optimizers import adamw_for
+from kerasvq.training.schedules import warmup_cosine
+
+
+def plan_steps(cfg: LMConfig, train_tokens: int) -> dict:
+    """Windows, steps per epoch, total and warmup steps, all derived from the data."""
+    d, t = cfg.data, cfg.train
+    windows = count_windows(train_tokens, d.seq_len, d.stride)
+    steps_per_epoch = windows // t.batch_size
+    if steps_per_epoch < 1:
+        raise UserError(
+            f"train.batch_size: {t.batch_size} sequences per batch but the training split has only "
+            f"{windows} windows of {d.seq_len + 1} tokens ({train_tokens} tokens); batch_size "
+            "counts sequences, not tokens"
+        )
+    planned = t.epochs * steps_per_epoch
+    total = min(planned, t.max_steps) if t.max_steps else planned
+    warmup = round(t.warmup_fraction * total)
+    if warmup >= total:
+        raise UserError(f"train.warmup_fraction: {warmup} warmup steps ≥ {total} total steps")
+    return {
+        "train_windows": windows,
+        "steps_per_epoch": steps_per_epoch,
+        "planned_steps": planned,
+        "total_steps": total,
+        "epochs_to_run": math.ceil(total / steps_per_epoch),
+        "warmup_steps": warmup,
+        "tokens_per_step": t.batch_size * d.seq_len,
+        "capped_by_max_steps": total < planned,
+    }
+
+
+def _check_resume(paths: RunPaths, resolved: dict):
+    """A resumed run must have the same config and tokenizer as the interrupted one."""
+    if not paths.resolved_config.is_file():
+        return
+    previous = load_json(paths.resolved_config)
+    for key in ("config", "tokenizer"):
+        if previous.get(key) != resolved[key]:
+            raise UserError(
+                f"{paths.resolved_config}: the interrupted run used a different {key} "
+                f"(e.g. seq_len or tokenizer); use another --run-name or --overwrite"
+            )
+
+
+def _claim_run(paths: RunPaths, overwrite: bool, log):
+    """Refuses to overwrite a finished run; with `overwrite`, clears its backup state."""
+    finished = paths.history.is_file() and load_json(paths.history).get("status") == "finished"
+    if finished and not overwrite:
+        raise UserError(
+            f"{paths.model}: run '{paths.run}' already finished; pass --overwrite or choose "
+            "another --run-name"
+        )
+    if overwrite:
+        for path in (paths.backup, paths.tensorboard):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (paths.history, paths.resolved_config):
+            path.unlink(missing_ok=True)
+    elif paths.backup.exists():
+        log(f"resuming run '{paths.run}' from {paths.backup}")
+
+
+def _save_model_atomically(model, path):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=None,
+                         extra_callbacks=(), log=print) -> dict:
+    """Trains `cfg`'s model; returns the final history record (also saved as JSON)."""
+    paths = RunPaths(cfg.name, run_name)
+    _claim_run(paths, overwrite, log)
+    keras.utils.set_random_seed(cfg.train.seed)
+    mappings = RunPaths(cfg.data.tokenizer_version or cfg.name, run_name).mappings
+    data = load_lm_data(cfg, mappings, log=log)
+    steps = plan_steps(cfg, len(data.train_stream))
+    if steps["capped_by_max_steps"]:
+        log(f"WARNING: train.max_steps={cfg.train.max_steps} caps training at "
+            f"{steps['total_steps']} of {steps['planned_steps']} planned steps "
+            f"({steps['total_steps'] / steps['steps_per_epoch']:.2f} of {cfg.train.epochs} epochs)")
+    resolved = {
+        "config": to_dict(cfg),
+        "tokenizer": {
+            "version": cfg.data.tokenizer_version or cfg.name,
+            "file": data.tokenizer.model_path.name,
+            "sha256": data.tokenizer.sha256,
+        },
+        "data": data.summary(),
+        "steps": steps,
+    }
+    _check_resume(paths, resolved)
+
+    model = build_language_model(cfg)
+    resolved["parameters"] = int(model.count_params())
+    save_json(paths.resolved_config, resolved)
+    log(f"model: {type(model).__name__} with {resolved['parameters']:,} parameters; "
+        f"{steps['steps_per_epoch']} steps/epoch × {steps['epochs_to_run']} epochs, "
+        f"{steps['tokens_per_step']:,} tokens per step ({cfg.train.batch_size} sequences × "
+        f"{cfg.data.seq_len})")
+
+    t = cfg.train
+    schedule = warmup_cosine(t.learning_rate, steps["total_steps"], steps["warmup_steps"], t.min_lr_ratio)
+    model.compile(
+        optimizer=adamw_for(model, schedule, t.weight_decay, t.beta_1, t.beta_2, t.clipnorm),
+        loss=SparseCategoricalCrossentropyWithSmoothing(t.label_smoothing),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(), Perplexity()],
+        steps_per_execution=t.steps_per_execution,
+    )
+    train_batches = WindowDataset(data.train_stream, cfg.data.seq_len, cfg.data.stride,
+                                  t.batch_size, shuffle=True, seed=t.seed)
+    val_batches = WindowDataset(data.val_stream, cfg.data.seq_len, cfg.data.seq_len,
+                                t.batch_size, drop_remainder=False)
+    if len(val_batches) == 0:
+        raise UserError(
+            f"data.val_fraction: the validation split has {len(data.val_stream)} tokens, fewer "
+            f"than one window of {cfg.data.seq_len + 1}"
+        )
+    history = HistoryWriter(paths.history, {"run": run_name, "version": cfg.name, **resolved},
+                            steps["tokens_per_step"])
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(paths.backup)),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(paths.root / "models" / f"{run_name}.best.keras"),
+                                        monitor="val_loss", save_best_only=True),
+        TensorBoardLogger(paths.tensorboard),
+        history,
+        *extra_callbacks,
+    ]
+    if steps["capped_by_max_steps"]:
+        callbacks.append(StopAtStep(steps["total_steps"]))
+    if verbose is None:  # a progress bar for terminals, one line per epoch for log files
+        verbose = 1 if sys.stdout.isatty() else 2
+    start = time.perf_counter()
+    model.fit(train_batches, validation_data=val_batches, epochs=steps["epochs_to_run"],
+              callbacks=callbacks, verbose=verbose)
+    if model.stop_training and not history.epochs:
+        history.finish("failed", wall_seconds=time.perf_counter() - start)
+        raise UserError("training stopped before finishing an epoch (NaN loss?)")
+
+    _save_model_atomically(model, paths.model)
+    (paths.root / "models" / f"{run_name}.best.keras").unlink(missing_ok=True)
+    best = min(history.epochs, key=lambda e: e["val_loss"])
+    history.finish("finished", wall_seconds=time.perf_counter() - start, best_epoch=best["epoch"],
+                   model=str(paths.model))
+    log(f"saved {paths.model} (best epoch {best['epoch']}: val_loss {best['val_loss']:.4f}, "
+        f"val perplexity {best['val_perplexity']:.2f})")
+    return best
