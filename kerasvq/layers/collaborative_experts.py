@@ -46,6 +46,8 @@ class CollaborativeExperts(keras.layers.Layer):
         aux_loss_weight: w (already divided by the number of MoC layers if the model wants the
             layer average).
         router_z_loss_weight: z-loss weight, used by `aux_loss="switch"` only.
+        kernel_initializer / output_kernel_initializer: for every kernel / for the residual
+            output kernels (expert down-projections and, in MoC, the output projection).
         dropout: dropout in the attentions, the refinement FFN and on expert outputs.
 
     Example:
@@ -66,6 +68,7 @@ class CollaborativeExperts(keras.layers.Layer):
         router_z_loss_weight=1e-3,
         dropout=0.0,
         kernel_initializer=None,
+        output_kernel_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,18 +90,25 @@ class CollaborativeExperts(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer()
         )
+        self.output_kernel_initializer = keras.initializers.get(
+            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
+        )
 
     def build(self, input_shape):
         d = input_shape[-1]
         if d % self.num_heads:
             raise ValueError(f"model width {d} is not divisible by num_heads {self.num_heads}")
         init = lambda: keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
+        output_init = lambda: keras.initializers.get(
+            keras.initializers.serialize(self.output_kernel_initializer)
+        )
         policy = self.dtype_policy
         self.experts = SwiGLU(
             self.hidden_dim,
             num_experts=self.num_experts,
             dropout=self.dropout,
             kernel_initializer=init(),
+            output_kernel_initializer=output_init(),
             dtype=policy,
             name="experts",
         )
@@ -137,7 +147,7 @@ class CollaborativeExperts(keras.layers.Layer):
         self.refine_out = keras.layers.Dense(d, kernel_initializer=init(), dtype=policy, name="refine_out")
         self.refine_out.build((None, self.top_k, 2 * d))
         self.output_projection = keras.layers.Dense(
-            d, use_bias=False, kernel_initializer=init(), dtype=policy, name="output_projection"
+            d, use_bias=False, kernel_initializer=output_init(), dtype=policy, name="output_projection"
         )
         self.output_projection.build((None, d))
 
@@ -219,5 +229,6 @@ class CollaborativeExperts(keras.layers.Layer):
             router_z_loss_weight=self.router_z_loss_weight,
             dropout=self.dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            output_kernel_initializer=keras.initializers.serialize(self.output_kernel_initializer),
         )
         return config

@@ -27,7 +27,9 @@ class SwiGLU(keras.layers.Layer):
         hidden_dim: F, the inner width of each expert.
         num_experts: None for one FFN, or the number of stacked experts.
         dropout: dropout on the output, in training only.
-        kernel_initializer: initializer of both kernels (default N(0, 0.02)).
+        kernel_initializer: initializer of the input kernel (default N(0, 0.02)).
+        output_kernel_initializer: initializer of the down-projection (residual output)
+            kernel; defaults to `kernel_initializer`.
 
     Example:
         >>> SwiGLU(64)(keras.ops.ones((2, 5, 16))).shape
@@ -36,13 +38,24 @@ class SwiGLU(keras.layers.Layer):
         (2, 5, 4, 16)
     """
 
-    def __init__(self, hidden_dim, num_experts=None, dropout=0.0, kernel_initializer=None, **kwargs):
+    def __init__(
+        self,
+        hidden_dim,
+        num_experts=None,
+        dropout=0.0,
+        kernel_initializer=None,
+        output_kernel_initializer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.hidden_dim = int(hidden_dim)
         self.num_experts = None if num_experts is None else int(num_experts)
         self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer()
+        )
+        self.output_kernel_initializer = keras.initializers.get(
+            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
         )
 
     def build(self, input_shape):
@@ -56,7 +69,7 @@ class SwiGLU(keras.layers.Layer):
         self.down_kernel = self.add_weight(
             name="down_kernel",
             shape=lead + (self.hidden_dim, d),
-            initializer=self.kernel_initializer,
+            initializer=self.output_kernel_initializer,
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
@@ -83,5 +96,6 @@ class SwiGLU(keras.layers.Layer):
             num_experts=self.num_experts,
             dropout=self.dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            output_kernel_initializer=keras.initializers.serialize(self.output_kernel_initializer),
         )
         return config

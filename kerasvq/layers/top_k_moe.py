@@ -35,6 +35,8 @@ class TopKMoE(keras.layers.Layer):
         aux_loss_weight: weight of the Switch balance loss (already divided by the number of
             MoE layers if the model wants the layer average).
         router_z_loss_weight: weight of the router z-loss.
+        kernel_initializer / output_kernel_initializer: for every kernel / for the residual
+            output kernels (expert down-projections and, in MoC, the output projection).
         dropout: dropout on the expert outputs.
 
     Example:
@@ -54,6 +56,7 @@ class TopKMoE(keras.layers.Layer):
         router_z_loss_weight=1e-3,
         dropout=0.0,
         kernel_initializer=None,
+        output_kernel_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +75,9 @@ class TopKMoE(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or default_kernel_initializer()
         )
+        self.output_kernel_initializer = keras.initializers.get(
+            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
+        )
 
     def build(self, input_shape):
         d = input_shape[-1]
@@ -89,6 +95,7 @@ class TopKMoE(keras.layers.Layer):
             num_experts=self.num_experts,
             dropout=self.dropout,
             kernel_initializer=self.kernel_initializer,
+            output_kernel_initializer=self.output_kernel_initializer,
             dtype=self.dtype_policy,
             name="experts",
         )
@@ -179,5 +186,6 @@ class TopKMoE(keras.layers.Layer):
             router_z_loss_weight=self.router_z_loss_weight,
             dropout=self.dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            output_kernel_initializer=keras.initializers.serialize(self.output_kernel_initializer),
         )
         return config

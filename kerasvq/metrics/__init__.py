@@ -1,0 +1,1 @@
+"""Metrics and accounting helpers; import each from its own module."""
