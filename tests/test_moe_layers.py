@@ -8,9 +8,6 @@ from kerasvq.layers.swiglu import SwiGLU
 from kerasvq.layers.top_k_moe import TopKMoE
 from moe_helpers import loss_and_gradients, round_trip
 
-pytestmark = pytest.mark.backend_neutral
-
-
 def _x(shape=(2, 7, 16), seed=0):
     return np.random.RandomState(seed).randn(*shape).astype("float32")
 
@@ -58,6 +55,7 @@ def test_switch_balance_is_one_when_uniform_and_larger_when_skewed():
     assert float(moe_losses.switch_balance_loss(skewed_probs, skewed_idx, 4)) > 1.5
 
 
+@pytest.mark.backend_neutral
 def test_top_k_moe_dropless_equals_dense_reference_and_gates_sum_to_one():
     keras.utils.set_random_seed(0)
     x = _x()
@@ -96,6 +94,7 @@ def test_top_k_moe_aux_loss_only_in_training():
     assert aux > 0.009
 
 
+@pytest.mark.backend_neutral
 def test_top_k_moe_every_expert_gets_router_gradient():
     keras.utils.set_random_seed(0)
     moe = TopKMoE(4, 2, 32, capacity_factor=None)
