@@ -35,7 +35,10 @@ class Tokenizer:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise UserError(f"{self.model_path}: tokenizer model not found")
-        self._sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        try:
+            self._sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        except (RuntimeError, OSError):
+            raise UserError(f"{self.model_path}: not a readable sentencepiece model") from None
         self.sha256 = file_sha256(self.model_path)
 
     @staticmethod

@@ -76,6 +76,8 @@ class LSTMLM(keras.Model):
 
     def init_cache(self, batch_size, max_length=None):
         """Zero recurrent state: (layers, 2 (h, c), batch, units). `max_length` is unused."""
+        if not self.built:
+            self.build()
         return ops.zeros((self.num_layers, 2, batch_size, self.units), dtype=self.compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):

@@ -184,6 +184,8 @@ class TransformerLM(keras.Model):
         """An empty KV cache: (layers, batch, 2, max_length, heads, head_dim)."""
         max_length = max_length or self.seq_len
         self._check_length(max_length)
+        if not self.built:
+            self.build()
         head_dim = self.d_model // self.num_heads
         kv_heads = self.num_kv_heads or self.num_heads
         shape = (self.num_layers, batch_size, 2, max_length, kv_heads, head_dim)
@@ -201,6 +203,8 @@ class TransformerLM(keras.Model):
     def attention_weights(self, token_ids):
         """Attention weights of every layer: a list of (batch, heads, seq, seq) arrays."""
         self._check_length(token_ids.shape[1])
+        if not self.built:
+            self.build()
         x = self._embed(token_ids, 0, training=False)
         weights = []
         for block in self.blocks:

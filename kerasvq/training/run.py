@@ -59,6 +59,18 @@ def plan_steps(cfg: LMConfig, train_tokens: int) -> dict:
     }
 
 
+def compile_for_training(model, cfg: LMConfig, total_steps: int, warmup_steps: int):
+    """Compiles `model` with the config's optimizer, schedule, loss and metrics."""
+    t = cfg.train
+    schedule = warmup_cosine(t.learning_rate, total_steps, warmup_steps, t.min_lr_ratio)
+    model.compile(
+        optimizer=adamw_for(model, schedule, t.weight_decay, t.beta_1, t.beta_2, t.clipnorm),
+        loss=SparseCategoricalCrossentropyWithSmoothing(t.label_smoothing),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(), Perplexity()],
+        steps_per_execution=t.steps_per_execution,
+    )
+
+
 def _check_resume(paths: RunPaths, resolved: dict):
     """A resumed run must have the same config and tokenizer as the interrupted one."""
     if not paths.resolved_config.is_file():
@@ -130,13 +142,7 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
         f"{cfg.data.seq_len})")
 
     t = cfg.train
-    schedule = warmup_cosine(t.learning_rate, steps["total_steps"], steps["warmup_steps"], t.min_lr_ratio)
-    model.compile(
-        optimizer=adamw_for(model, schedule, t.weight_decay, t.beta_1, t.beta_2, t.clipnorm),
-        loss=SparseCategoricalCrossentropyWithSmoothing(t.label_smoothing),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(), Perplexity()],
-        steps_per_execution=t.steps_per_execution,
-    )
+    compile_for_training(model, cfg, steps["total_steps"], steps["warmup_steps"])
     train_batches = WindowDataset(data.train_stream, cfg.data.seq_len, cfg.data.stride,
                                   t.batch_size, shuffle=True, seed=t.seed)
     val_batches = WindowDataset(data.val_stream, cfg.data.seq_len, cfg.data.seq_len,
@@ -175,6 +181,7 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
     best = min(history.epochs, key=lambda e: e["val_loss"])
     history.finish("finished", wall_seconds=time.perf_counter() - start, best_epoch=best["epoch"],
                    model=str(paths.model))
+    log(f"TensorBoard: tensorboard --logdir {paths.tensorboard.parent}")
     log(f"saved {paths.model} (best epoch {best['epoch']}: val_loss {best['val_loss']:.4f}, "
         f"val perplexity {best['val_perplexity']:.2f})")
     return best

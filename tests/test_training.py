@@ -1,0 +1,125 @@
+import json
+import math
+import shutil
+
+import keras
+import pytest
+
+from kerasvq.cli import main
+from kerasvq.config.lm import load_lm_config
+from kerasvq.data.tokenizer import Tokenizer
+from kerasvq.errors import UserError
+from kerasvq.runs import RunPaths, load_trained_model
+from kerasvq.training.run import train_language_model
+
+quiet = dict(log=lambda m: None, verbose=0)
+
+
+def history(cfg, run):
+    return json.loads(RunPaths(cfg.name, run).history.read_text())
+
+
+@pytest.fixture
+def shared_run(trained_tiny_lm, monkeypatch):
+    config, home, run = trained_tiny_lm
+    monkeypatch.setenv("KERASVQ_HOME", str(home))
+    return load_lm_config(config), run
+
+
+def test_end_to_end_training_on_real_text_lowers_val_loss(shared_run):
+    cfg, run = shared_run
+    record = history(cfg, run)
+    losses = [e["val_cross_entropy"] for e in record["epochs"]]
+    assert record["status"] == "finished" and len(losses) == 3
+    assert losses[-1] < losses[0] < math.log(cfg.data.vocab_size)
+    assert {"gap", "val_perplexity", "learning_rate", "train_tokens_per_second"} <= set(record["epochs"][0])
+    paths = RunPaths(cfg.name, run)
+    assert any(paths.tensorboard.rglob("events.out.tfevents*"))
+    model, resolved, tokenizer = load_trained_model(paths.model)
+    assert resolved["tokenizer"]["sha256"] == tokenizer.sha256 and model.seq_len == 32
+    assert resolved["steps"]["tokens_per_step"] == 16 * 32
+
+
+def test_finished_run_is_never_overwritten_without_flag(shared_run):
+    cfg, run = shared_run
+    paths = RunPaths(cfg.name, run)
+    before = paths.model.read_bytes(), paths.history.read_text()
+    with pytest.raises(UserError, match="already finished"):
+        train_language_model(cfg, run, **quiet)
+    assert (paths.model.read_bytes(), paths.history.read_text()) == before
+
+
+def test_loading_with_a_different_tokenizer_is_an_error(shared_run, tmp_path, monkeypatch):
+    cfg, run = shared_run
+    copy = tmp_path / "versions"
+    shutil.copytree(RunPaths(cfg.name, run).root.parent, copy)
+    paths_model = copy / cfg.name / "models" / f"{run}.keras"
+    tokenizer_file = next((copy / cfg.name / "mappings").glob("*.model"))
+    docs = [line for line in open(cfg.data.corpus, encoding="utf-8")][:300]
+    other = Tokenizer.train(docs, tmp_path / "other", vocab_size=512, model_type="bpe")
+    shutil.copy(other.model_path, tokenizer_file)
+    with pytest.raises(UserError, match="differs"):
+        load_trained_model(paths_model)
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_interrupted_run_resumes_at_the_next_epoch(tiny_lm_config):
+    cfg = load_lm_config(tiny_lm_config(), ["train.epochs=3", "data.max_docs=200"])
+    with pytest.raises(KeyboardInterrupt):
+        train_language_model(cfg, "resume", extra_callbacks=[CrashAtEpoch(2)], **quiet)
+    assert history(cfg, "resume")["status"] == "running"
+    changed = load_lm_config(tiny_lm_config(), ["train.epochs=3", "data.max_docs=200",
+                                                "data.seq_len=16", "data.stride=16"])
+    with pytest.raises(UserError, match="different config"):
+        train_language_model(changed, "resume", **quiet)
+    recorder = EpochRecorder()
+    train_language_model(cfg, "resume", extra_callbacks=[recorder], **quiet)
+    assert recorder.epochs == [2]
+    assert [e["epoch"] for e in history(cfg, "resume")["epochs"]] == [1, 2, 3]
+
+
+@pytest.mark.backend_neutral
+def test_max_steps_cap_is_logged_and_recorded(tiny_lm_config):
+    cfg = load_lm_config(tiny_lm_config(), ["train.max_steps=3", "data.max_docs=200"])
+    messages = []
+    train_language_model(cfg, "capped", log=messages.append, verbose=0)
+    assert any("caps training at 3" in m for m in messages)
+    record = history(cfg, "capped")
+    assert record["steps"]["capped_by_max_steps"] and record["epochs"][0]["steps"] == 3
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "bad_utf8_only"])
+def test_cli_bad_corpus_is_one_line_with_exit_2(tiny_lm_config, kerasvq_home, capsys, problem):
+    corpus = kerasvq_home / "corpus.txt"
+    if problem == "empty":
+        corpus.write_text("")
+    elif problem == "bad_utf8_only":
+        corpus.write_bytes(b"\xff\xfe bad\n\xc3\x28\n")
+    config = tiny_lm_config()
+    assert main(["train", "--config", str(config), "--corpus", str(corpus)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and str(corpus) in err and "\n" not in err
+
+
+def test_cli_bad_config_field_is_one_line_with_exit_2(tiny_lm_config, capsys):
+    assert main(["train", "--config", str(tiny_lm_config()), "--set", "model.num_heads=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "num_heads" in err and "\n" not in err
