@@ -44,7 +44,7 @@ def _tokens(batch=2, seed=0):
 
 
 @pytest.mark.parametrize("ffn", ["dense", "moe", pytest.param("moc", marks=pytest.mark.backend_neutral)])
-def test_llama_model_is_causal_and_cache_matches_full_forward(ffn):
+def test_llama_model_is_causal(ffn):
     model = _model(ffn)
     x = _tokens()
     logits = _np(model(x))
@@ -52,6 +52,13 @@ def test_llama_model_is_causal_and_cache_matches_full_forward(ffn):
     changed = x.copy()
     changed[:, 10:] = (changed[:, 10:] + 7) % VOCAB
     np.testing.assert_allclose(_np(model(changed))[:, :10], logits[:, :10], atol=1e-5)
+
+
+@pytest.mark.parametrize("ffn", ["dense", "moc"])
+def test_llama_kv_cache_matches_full_forward(ffn):
+    model = _model(ffn)
+    x = _tokens()
+    logits = _np(model(x))
     cache = model.init_cache(batch_size=2, max_length=SEQ)
     assert cache.shape[-2] == 2  # GQA: the cache holds num_kv_heads heads
     first, cache = model.call_with_cache(x[:, :12], cache, 0)
