@@ -80,6 +80,17 @@ def test_top_k_moe_capacity_drops_overflow_and_reports_it():
     assert float(moe.dropped_fraction) >= 12 / 28 - 1e-6
 
 
+def test_top_k_moe_is_causal_at_inference():
+    keras.utils.set_random_seed(0)
+    moe = TopKMoE(4, 2, 32, capacity_factor=0.5)
+    x = _x((2, 9, 16))
+    y1 = _np(moe(x))
+    x2 = x.copy()
+    x2[:, 5:] += 3.0
+    y2 = _np(moe(x2))
+    np.testing.assert_allclose(y1[:, :5], y2[:, :5], atol=1e-6)
+
+
 def test_top_k_moe_aux_loss_only_in_training():
     keras.utils.set_random_seed(0)
     moe = TopKMoE(4, 2, 32)

@@ -81,7 +81,8 @@ class ModelConfig:
     router_temperature: float = 1.0
     capacity_factor: Optional[float] = 1.25
     """Top-k MoE: expert capacity over a balanced load in training (null = never drop tokens)."""
-    eval_capacity_factor: Optional[float] = 2.0
+    eval_capacity_factor: Optional[float] = None
+    """Top-k MoE capacity outside training; null (default) never drops, so evaluation is exactly causal."""
 
     def validate(self):
         for name in ("d_model", "num_layers", "num_heads", "d_ff"):

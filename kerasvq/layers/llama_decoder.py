@@ -54,7 +54,7 @@ class LlamaDecoder(keras.layers.Layer):
         router_z_loss_weight=1e-3,
         router_temperature=1.0,
         capacity_factor=1.25,
-        eval_capacity_factor=2.0,
+        eval_capacity_factor=None,
         dropout=0.0,
         rope_max_wavelength=10000,
         norm_epsilon=1e-5,

@@ -20,7 +20,13 @@ class TopKMoE(keras.layers.Layer):
     back), so compute per token is k experts, not E. An expert takes at most
     `capacity = ceil(tokens·k·capacity_factor / E)` assignments per batch, first choices before
     second choices; overflowing assignments contribute zero (the block's residual carries the
-    token). `capacity_factor=None` never drops (capacity = tokens).
+    token). `capacity_factor=None` never drops (capacity = tokens, at the cost of running
+    every expert over a buffer as large as the batch).
+
+    Causality: with a finite capacity, whether a token is dropped depends on the routing of
+    the other tokens in the batch, later positions included (the usual capacity-based MoE
+    leak, binary and small). Evaluation is dropless by default (`eval_capacity_factor=None`),
+    so validation losses and generation are exactly causal.
 
     In training it adds `aux_loss_weight · N·Σfᵢ·Pᵢ + router_z_loss_weight · z-loss` with
     `add_loss`, and stores monitoring values in non-trainable variables: `last_aux_loss` (the
@@ -31,7 +37,7 @@ class TopKMoE(keras.layers.Layer):
         top_k: experts per token.
         hidden_dim: inner width F of each SwiGLU expert.
         capacity_factor: slack over a perfectly balanced load in training; None = dropless.
-        eval_capacity_factor: the same outside training.
+        eval_capacity_factor: the same outside training (default None: dropless).
         aux_loss_weight: weight of the Switch balance loss (already divided by the number of
             MoE layers if the model wants the layer average).
         router_z_loss_weight: weight of the router z-loss.
@@ -51,7 +57,7 @@ class TopKMoE(keras.layers.Layer):
         top_k,
         hidden_dim,
         capacity_factor=1.25,
-        eval_capacity_factor=2.0,
+        eval_capacity_factor=None,
         aux_loss_weight=0.01,
         router_z_loss_weight=1e-3,
         dropout=0.0,
