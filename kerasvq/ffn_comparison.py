@@ -186,6 +186,8 @@ def write_table(out_dir, order=("dense", "moe", "moc")) -> tuple[Path, Path]:
         for p in sorted(out_dir.glob("*.json"))
         if p.name != "comparison.json"
     ]
+    if not results:
+        raise UserError(f"{out_dir}: no variant results (<variant>.json) to tabulate")
     rank = {name: i for i, name in enumerate(order)}
     results.sort(key=lambda r: (rank.get(r["ffn"], 99), r["variant"]))
     dense = next((r for r in results if r["ffn"] == "dense"), None)
