@@ -24,27 +24,27 @@ import numpy as np
 from kerasvq.config.lm import load_lm_config
 from kerasvq.data.windows import WindowDataset
 from kerasvq.models.build import build_language_model
+from kerasvq.training.callbacks import StepCounter
 from kerasvq.training.run import compile_for_training
 
 
-class StepTimer(keras.callbacks.Callback):
+class StepTimer(StepCounter):
     """Wall time between the end of step `skip` and the end of training (synchronized)."""
 
     def __init__(self, skip):
         super().__init__()
         self.skip = skip
         self.start = self.end = None
-        self.start_step = self.end_step = 0
+        self.start_step = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        if self.start is None and step >= self.skip:
+        super().on_train_batch_end(batch, logs)
+        if self.start is None and self.step >= self.skip:
             float(logs["loss"])  # wait for the device before starting the clock
-            self.start, self.start_step = time.perf_counter(), step
-        self.end_step = step
+            self.start, self.start_step = time.perf_counter(), self.step
 
-    def on_train_end(self, logs=None):
-        self.end = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None):
+        self.end = time.perf_counter()  # epoch-end logs are host floats: the device is done
 
 
 def flops_per_token(model, cfg) -> float:
@@ -73,7 +73,7 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True)
     timer = StepTimer(warmup_steps)
     history = model.fit(batches, epochs=1, steps_per_epoch=warmup_steps + steps, callbacks=[timer], verbose=0)
-    timed_steps = timer.end_step - timer.start_step
+    timed_steps = timer.step - timer.start_step
     seconds = timer.end - timer.start
     return {
         "tokens_per_second": timed_steps * batch_size * cfg.data.seq_len / seconds,

@@ -8,7 +8,7 @@ Example:
 # A CPU-sized token budget for `--quick`: the real config, corpus, tokenizer and callbacks,
 # but training stops after QUICK_STEPS optimizer steps (logged as a max_steps cap) and the
 # peak learning rate is raised so that so few steps still learn. About 10 minutes on 2 cores.
-QUICK_STEPS = 120
+QUICK_STEPS = 200
 QUICK_OVERRIDES = [f"train.max_steps={QUICK_STEPS}", "train.learning_rate=2e-3",
                    "train.warmup_fraction=0.1", "train.batch_size=16"]
 

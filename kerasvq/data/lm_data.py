@@ -43,6 +43,8 @@ class LMData:
             "val_words": words(self.val_docs),
             "train_tokens": int(len(self.train_stream)),
             "val_tokens": int(len(self.val_stream)),
+            # Each document's UTF-8 bytes plus its line break, which the EOS token stands for.
+            "val_bytes": sum(len(d.encode("utf-8")) + 1 for d in self.val_docs),
             "non_utf8_lines_skipped": self.skipped_lines,
         }
 

@@ -24,7 +24,7 @@ from kerasvq.data.windows import WindowDataset, count_windows
 from kerasvq.errors import UserError
 from kerasvq.models.build import build_language_model
 from kerasvq.runs import RunPaths
-from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger
+from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger, async_safe
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from kerasvq.training.metrics import CrossEntropy, Perplexity
 from kerasvq.training.optimizers import adamw_for
@@ -152,23 +152,27 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
             f"data.val_fraction: the validation split has {len(data.val_stream)} tokens, fewer "
             f"than one window of {cfg.data.seq_len + 1}"
         )
+    summary = resolved["data"]
     history = HistoryWriter(paths.history, {"run": run_name, "version": cfg.name, **resolved},
-                            steps["tokens_per_step"])
-    callbacks = [
+                            steps["tokens_per_step"],
+                            summary["val_tokens"] / summary["val_bytes"] / math.log(2))
+    if verbose is None:  # a progress bar for terminals, one line per epoch for log files
+        verbose = 1 if sys.stdout.isatty() else 2
+    callbacks = async_safe(
         keras.callbacks.BackupAndRestore(str(paths.backup)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
-                                      restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(paths.root / "models" / f"{run_name}.best.keras"),
                                         monitor="val_loss", save_best_only=True),
+        *([keras.callbacks.ProgbarLogger()] if verbose else []),
+    ) + [
+        keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
+                                      restore_best_weights=True),
         TensorBoardLogger(paths.tensorboard),
         history,
         *extra_callbacks,
     ]
     if steps["capped_by_max_steps"]:
         callbacks.append(StopAtStep(steps["total_steps"]))
-    if verbose is None:  # a progress bar for terminals, one line per epoch for log files
-        verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     model.fit(train_batches, validation_data=val_batches, epochs=steps["epochs_to_run"],
               callbacks=callbacks, verbose=verbose)
