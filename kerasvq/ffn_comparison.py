@@ -25,6 +25,7 @@ import keras
 from kerasvq.config.base import save_json, to_dict
 from kerasvq.config.lm import LMConfig
 from kerasvq.errors import UserError
+from kerasvq.training.callbacks import StepCounter
 
 # A CPU-sized shape for smoke runs: the real configs and corpus, tiny model and few steps.
 QUICK_OVERRIDES = [
@@ -36,46 +37,34 @@ QUICK_OVERRIDES = [
 ]
 
 
-class Throughput(keras.callbacks.Callback):
-    """Steady-state training tokens/s: wall time between the end of step `skip` (after
-    compilation) and the last step, over the steps in between."""
+class Throughput(StepCounter):
+    """Steady-state training tokens/s over the first epoch: wall time from the end of step
+    `skip` (after compilation) to the end of step `last`, both synchronized with the device
+    through the step's loss. Async-safe: it reads only `logs`."""
 
-    def __init__(self, tokens_per_step, skip=5):
+    async_safe = True
+
+    def __init__(self, tokens_per_step, skip, last):
         super().__init__()
         self.tokens_per_step = tokens_per_step
         self.skip = skip
-        self._start = self._start_step = None
-        self._last = self._last_step = None
-
-    def _step(self):
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.last = last
+        self._start = self._seconds = None
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        if self._start is None and step >= self.skip:
-            self._start, self._start_step = time.perf_counter(), step
-        elif self._start is not None:
-            self._last, self._last_step = time.perf_counter(), step
-
-    def on_epoch_end(self, epoch, logs=None):
-        # Validation time must not count as training time: restart the clock next epoch.
-        if self._last is not None:
-            self._keep()
-        self._start = None
-
-    def _keep(self):
-        steps = self._last_step - self._start_step
-        seconds = self._last - self._start
-        self.totals = getattr(self, "totals", [0, 0.0])
-        self.totals[0] += steps
-        self.totals[1] += seconds
-        self._last = None
+        super().on_train_batch_end(batch, logs)
+        if self._start is None and self.skip <= self.step < self.last:
+            float(logs["loss"])  # wait for the device before starting the clock
+            self._start, self._start_step = time.perf_counter(), self.step
+        elif self._start is not None and self._seconds is None and self.step >= self.last:
+            float(logs["loss"])
+            self._seconds = time.perf_counter() - self._start
+            self._steps = self.step - self._start_step
 
     def tokens_per_second(self):
-        if self._last is not None:
-            self._keep()
-        steps, seconds = getattr(self, "totals", [0, 0.0])
-        return steps * self.tokens_per_step / seconds if seconds > 0 else None
+        if not self._seconds:
+            return None
+        return self._steps * self.tokens_per_step / self._seconds
 
 
 def peak_memory() -> dict:
@@ -105,40 +94,45 @@ def bits_per_byte(cross_entropy_nats: float, tokens: int, text_bytes: int) -> fl
 
 def run_variant(cfg: LMConfig, run_name: str, out_dir, log=print) -> dict:
     """Trains `cfg` (overwriting an earlier run of that name) and writes `<out_dir>/<name>.json`."""
-    from kerasvq.data.lm_data import load_lm_data
     from kerasvq.metrics.moe import RoutingLogger, forward_macs_per_token, parameter_counts, routing_snapshot
     from kerasvq.runs import RunPaths
     from kerasvq.training.run import train_language_model
 
     paths = RunPaths(cfg.name, run_name)
     tokens_per_step = cfg.train.batch_size * cfg.data.seq_len
-    throughput = Throughput(tokens_per_step, skip=min(5, max(1, (cfg.train.max_steps or 10) // 4)))
     captured = {}
 
     class Capture(keras.callbacks.Callback):
-        def on_train_end(self, logs=None):
+        async_safe = True
+
+        def on_train_begin(self, logs=None):
             captured["model"] = self.model
+
+    throughput = Throughput(tokens_per_step, skip=0, last=0)
+
+    class PlanThroughput(keras.callbacks.Callback):
+        """Times the first epoch, whose length the run's step plan (written before fit) gives."""
+
+        async_safe = True
+
+        def on_train_begin(self, logs=None):
+            plan = json.loads(paths.resolved_config.read_text(encoding="utf-8"))["steps"]
+            last = min(plan["steps_per_epoch"], plan["total_steps"])
+            throughput.last = last
+            throughput.skip = min(5, max(1, last // 4))
 
     start = time.perf_counter()
     train_language_model(
         cfg, run_name, overwrite=True, verbose=2, log=log,
-        extra_callbacks=[RoutingLogger(paths.tensorboard, log_every=10), throughput, Capture()],
+        extra_callbacks=[PlanThroughput(), RoutingLogger(paths.tensorboard, log_every=10),
+                         throughput, Capture()],
     )
     wall = time.perf_counter() - start
     model = captured["model"]
     history = json.loads(paths.history.read_text(encoding="utf-8"))
     epochs = history["epochs"]
     last, best = epochs[-1], min(epochs, key=lambda e: e["val_cross_entropy"])
-
-    mappings = RunPaths(cfg.data.tokenizer_version or cfg.name, run_name).mappings
-    data = load_lm_data(cfg, mappings, log=lambda _: None)
-    val_bytes = sum(len(doc.encode("utf-8")) + 1 for doc in data.val_docs)  # +1: the separator
-    val_tokens = len(data.val_stream)
-    if val_tokens != history["data"]["val_tokens"]:
-        raise UserError(
-            f"{data.corpus_path}: the corpus changed while '{cfg.name}' trained "
-            f"({history['data']['val_tokens']} → {val_tokens} validation tokens); run it again"
-        )
+    val_tokens, val_bytes = history["data"]["val_tokens"], history["data"]["val_bytes"]
     m = cfg.model
     macs = forward_macs_per_token(
         m.d_model, m.num_layers, m.num_heads, m.d_ff, cfg.data.vocab_size, cfg.data.seq_len,
@@ -163,6 +157,7 @@ def run_variant(cfg: LMConfig, run_name: str, out_dir, log=print) -> dict:
         "data": history["data"],
         "tokenizer": history["tokenizer"],
         "train_loss_main": last.get("cross_entropy"),
+        "train_loss_aux": last.get("aux_loss"),
         "tokens_per_second": throughput.tokens_per_second(),
         "wall_seconds": wall,
         "parameters": parameter_counts(model),

@@ -34,7 +34,8 @@ class CollaborativeExperts(keras.layers.Layer):
       experts of the mean router probability (see `moe_losses.faithful_moc_aux_bounds`);
     - `aux_loss="switch"`: `aux_loss_weight·N·Σfᵢ·Pᵢ + router_z_loss_weight·z-loss`.
     Monitoring values live in non-trainable variables, updated in training: `last_aux_loss` (the
-    value added) and `expert_fraction` (share of top-k assignments per expert).
+    value added), `expert_fraction` (share of top-k assignments per expert, last step) and
+    `expert_assignments` (cumulative assignment counts per expert).
 
     Args:
         num_experts: E.
@@ -161,6 +162,13 @@ class CollaborativeExperts(keras.layers.Layer):
             trainable=False,
             dtype="float32",
         )
+        self.expert_assignments = self.add_weight(
+            name="expert_assignments",
+            shape=(self.num_experts,),
+            initializer="zeros",
+            trainable=False,
+            dtype="float32",
+        )
 
     def route(self, expert_outputs, training=None):
         """(T, E, D) expert outputs → float32 router logits (T, E), already temperature-scaled."""
@@ -193,7 +201,9 @@ class CollaborativeExperts(keras.layers.Layer):
             aux = self.auxiliary_loss(logits, probs, top_indices, fusion_weights)
             self.add_loss(aux)
             self.last_aux_loss.assign(aux)
-            self.expert_fraction.assign(moe_losses.expert_fractions(top_indices, self.num_experts))
+            counts = moe_losses.expert_counts(top_indices, self.num_experts)
+            self.expert_fraction.assign(counts / ops.sum(counts))
+            self.expert_assignments.assign_add(counts)
         if return_details:
             return outputs, {
                 "logits": logits,

@@ -15,10 +15,16 @@ import math
 from keras import ops
 
 
+def expert_counts(top_k_indices, num_experts: int):
+    """How many hard top-k assignments went to each expert: (num_experts,) float32."""
+    flat = ops.reshape(top_k_indices, (-1,))
+    return ops.sum(ops.one_hot(flat, num_experts, dtype="float32"), axis=0)
+
+
 def expert_fractions(top_k_indices, num_experts: int):
     """Share of the hard top-k assignments that went to each expert: (num_experts,), sums to 1."""
-    flat = ops.reshape(top_k_indices, (-1,))
-    return ops.mean(ops.one_hot(flat, num_experts, dtype="float32"), axis=0)
+    counts = expert_counts(top_k_indices, num_experts)
+    return counts / ops.sum(counts)
 
 
 def switch_balance_loss(router_probs, top_k_indices, num_experts: int):

@@ -30,7 +30,8 @@ class TopKMoE(keras.layers.Layer):
 
     In training it adds `aux_loss_weight · N·Σfᵢ·Pᵢ + router_z_loss_weight · z-loss` with
     `add_loss`, and stores monitoring values in non-trainable variables: `last_aux_loss` (the
-    value added), `expert_fraction` (share of assignments per expert) and `dropped_fraction`.
+    value added), `expert_fraction` (share of assignments per expert, last step),
+    `expert_assignments` (cumulative assignment counts per expert) and `dropped_fraction`.
 
     Args:
         num_experts: E.
@@ -116,6 +117,13 @@ class TopKMoE(keras.layers.Layer):
             trainable=False,
             dtype="float32",
         )
+        self.expert_assignments = self.add_weight(
+            name="expert_assignments",
+            shape=(self.num_experts,),
+            initializer="zeros",
+            trainable=False,
+            dtype="float32",
+        )
         self.dropped_fraction = self.add_weight(
             name="dropped_fraction", shape=(), initializer="zeros", trainable=False, dtype="float32"
         )
@@ -173,7 +181,9 @@ class TopKMoE(keras.layers.Layer):
             ) + self.router_z_loss_weight * moe_losses.router_z_loss(logits)
             self.add_loss(aux)
             self.last_aux_loss.assign(aux)
-            self.expert_fraction.assign(moe_losses.expert_fractions(top_indices, e))
+            counts = moe_losses.expert_counts(top_indices, e)
+            self.expert_fraction.assign(counts / ops.sum(counts))
+            self.expert_assignments.assign_add(counts)
             self.dropped_fraction.assign(1.0 - ops.mean(ops.cast(keep, "float32")))
         return outputs
 

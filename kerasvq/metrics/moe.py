@@ -3,9 +3,9 @@
 - `expert_layers(model)`: the `TopKMoE` / `CollaborativeExperts` layers, in block order.
 - `routing_snapshot(model)`: the router loss added in the last training step (summed over
   layers, i.e. the layer average, since each layer's weight is divided by the layer count) and
-  each layer's share of assignments per expert.
-- `RoutingLogger`: a callback writing `loss/main`, `loss/aux`, `perplexity` (from loss/main
-  only) and `experts/layer_i/expert_j` to TensorBoard.
+  each layer's share of assignments per expert (reads variables: not for per-step use).
+- `RoutingLogger`: an async-safe callback writing `loss/main`, `loss/aux`, `perplexity` (from
+  loss/main only) and `experts/layer_i/expert_j` to TensorBoard.
 - `forward_macs_per_token(...)` / `parameter_counts(model)`: analytic cost per token and
   total / active parameters.
 
@@ -24,6 +24,7 @@ from keras import ops
 
 from kerasvq.layers.collaborative_experts import CollaborativeExperts
 from kerasvq.layers.top_k_moe import TopKMoE
+from kerasvq.training.callbacks import StepCounter
 
 
 def expert_layers(model) -> list:
@@ -39,87 +40,96 @@ def routing_snapshot(model) -> dict:
     """Router state after the last training step: aux loss added, expert shares, drops."""
     layers = expert_layers(model)
     if not layers:
-        return {"aux_loss": 0.0, "expert_fraction": [], "dropped_fraction": []}
+        return {"aux_loss": 0.0, "expert_fraction": [], "expert_share_all_steps": [],
+                "dropped_fraction": []}
     to_np = lambda v: np.asarray(ops.convert_to_numpy(v))
     return {
         "aux_loss": float(sum(float(to_np(layer.last_aux_loss)) for layer in layers)),
         "expert_fraction": [to_np(layer.expert_fraction).tolist() for layer in layers],
+        "expert_share_all_steps": [
+            (to_np(layer.expert_assignments) / max(float(to_np(layer.expert_assignments).sum()), 1.0)).tolist()
+            for layer in layers
+        ],
         "dropped_fraction": [
             float(to_np(layer.dropped_fraction)) for layer in layers if hasattr(layer, "dropped_fraction")
         ],
     }
 
 
-class RoutingLogger(keras.callbacks.Callback):
-    """Logs the main loss, router loss and expert usage separately to TensorBoard.
+class RoutingLogger(StepCounter):
+    """Logs the main loss, the router loss and expert usage separately to TensorBoard.
 
-    `loss/main` is the unsmoothed cross-entropy metric (`cross_entropy` in the logs),
-    `perplexity` = exp(loss/main), `loss/aux` the router loss the expert layers added (layer
-    average), `experts/layer_i/expert_j` the share of top-k assignments. Reads the router
-    variables every `log_every` steps (a device→host copy) and at each epoch's end.
+    Per batch (every `log_every` steps, from `logs` only, so Keras's JAX trainer can keep
+    running callbacks asynchronously): `batch/loss/main` (the unsmoothed `cross_entropy`
+    metric), `batch/loss/aux` (the model's `aux_loss` metric: the router loss the expert layers
+    added, averaged over layers), `batch/perplexity` = exp(loss/main). Per epoch: the same
+    under `epoch/` (train/ and validation/ folders) plus `epoch/experts/layer_i/expert_j`, the
+    share of top-k assignments each expert received during the epoch (from the layers'
+    cumulative `expert_assignments`, read once per epoch) and, for top-k MoE, the share of
+    assignments dropped for capacity in the epoch's last step.
 
     Args:
         logdir: TensorBoard folder; writes `train/` and `validation/` under it.
         log_every: steps between batch-level summaries.
     """
 
+    async_safe = True
+
     def __init__(self, logdir, log_every=50):
         super().__init__()
         self.logdir = str(logdir)
         self.log_every = log_every
         self._writers = None
-        self._aux_sum = 0.0
-        self._aux_count = 0
+
+    def _counts(self):
+        return [np.asarray(ops.convert_to_numpy(layer.expert_assignments)) for layer in expert_layers(self.model)]
 
     def on_train_begin(self, logs=None):
         from kerasvq.training.tensorboard import SummaryWriter
 
+        super().on_train_begin(logs)
         self._writers = {
             "train": SummaryWriter(f"{self.logdir}/train"),
             "validation": SummaryWriter(f"{self.logdir}/validation"),
         }
+        self._last_logged = self.step
+        self._epoch_counts = self._counts()
 
-    def _step(self):
-        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._epoch_counts = self._counts()
 
-    def _write_routing(self, prefix, step):
-        snapshot = routing_snapshot(self.model)
-        writer = self._writers["train"]
-        writer.scalar(f"{prefix}loss/aux", snapshot["aux_loss"], step)
-        for i, fractions in enumerate(snapshot["expert_fraction"]):
-            for j, share in enumerate(fractions):
-                writer.scalar(f"{prefix}experts/layer_{i}/expert_{j}", share, step)
-        for i, dropped in enumerate(snapshot["dropped_fraction"]):
-            writer.scalar(f"{prefix}experts/layer_{i}/dropped", dropped, step)
-        return snapshot
+    def _write_losses(self, split, prefix, logs, step):
+        writer = self._writers[split]
+        key = "cross_entropy" if split == "train" else "val_cross_entropy"
+        if key in logs:
+            main = float(logs[key])
+            writer.scalar(f"{prefix}loss/main", main, step)
+            writer.scalar(f"{prefix}perplexity", math.exp(min(main, 50.0)), step)
+        if split == "train" and "aux_loss" in logs:
+            writer.scalar(f"{prefix}loss/aux", float(logs["aux_loss"]), step)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        if step % self.log_every:
-            return
-        snapshot = self._write_routing("batch/", step)
-        self._aux_sum += snapshot["aux_loss"]
-        self._aux_count += 1
-        if logs and "cross_entropy" in logs:
-            main = float(logs["cross_entropy"])
-            self._writers["train"].scalar("batch/loss/main", main, step)
-            self._writers["train"].scalar("batch/perplexity", math.exp(min(main, 50.0)), step)
+        super().on_train_batch_end(batch, logs)
+        if logs and self.step - self._last_logged >= self.log_every:
+            self._last_logged = self.step
+            self._write_losses("train", "batch/", logs, self.step)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         step = epoch + 1
-        snapshot = self._write_routing("epoch/", step)
-        if self._aux_count:
-            self._writers["train"].scalar("epoch/loss/aux_mean", self._aux_sum / self._aux_count, step)
-        self._aux_sum, self._aux_count = 0.0, 0
-        for split, key in (("train", "cross_entropy"), ("validation", "val_cross_entropy")):
-            if key in logs:
-                main = float(logs[key])
-                self._writers[split].scalar("epoch/loss/main", main, step)
-                self._writers[split].scalar("epoch/perplexity", math.exp(min(main, 50.0)), step)
-        for writer in self._writers.values():
-            writer.flush()
-        del snapshot
+        for split in ("train", "validation"):
+            self._write_losses(split, "epoch/", logs, step)
+        writer = self._writers["train"]
+        for i, (now, before) in enumerate(zip(self._counts(), self._epoch_counts)):
+            delta = now - before
+            if delta.sum() > 0:
+                for j, share in enumerate(delta / delta.sum()):
+                    writer.scalar(f"epoch/experts/layer_{i}/expert_{j}", float(share), step)
+        for i, dropped in enumerate(routing_snapshot(self.model)["dropped_fraction"]):
+            writer.scalar(f"epoch/experts/layer_{i}/dropped_last_step", dropped, step)
+        for w in self._writers.values():
+            w.flush()
 
     def on_train_end(self, logs=None):
         for writer in (self._writers or {}).values():

@@ -78,6 +78,10 @@ class TransformerLM(keras.Model):
         self.num_kv_heads = num_kv_heads
         self.ffn = ffn
         self.expert_options = dict(expert_options or {})
+        # The router losses the expert layers add, logged apart from the main loss ("aux_loss").
+        self.aux_loss_tracker = (
+            keras.metrics.Mean(name="aux_loss") if block == "llama" and ffn != "dense" else None
+        )
 
     def build(self, input_shape=None):
         policy = self.dtype_policy
@@ -146,6 +150,12 @@ class TransformerLM(keras.Model):
             name=f"block_{index}",
             **options,
         )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight=sample_weight, training=training)
+        if self.aux_loss_tracker is not None and training and self.losses:
+            self.aux_loss_tracker.update_state(ops.sum(ops.stack(self.losses)))
+        return loss
 
     def _check_length(self, length):
         if isinstance(length, int) and length > self.seq_len:
