@@ -1,7 +1,7 @@
 """Training callbacks that work on every backend.
 
-- `TensorBoardLogger`: epoch metrics (train and validation), learning rate and every
-  `log_every` steps the batch loss, written with the TensorFlow-free `SummaryWriter`.
+- `TensorBoardLogger`: epoch metrics (train and validation) and the learning rate, written
+  with the TensorFlow-free `SummaryWriter`.
 - `HistoryWriter`: a per-epoch history JSON (with the train/val gap), rewritten atomically
   after every epoch so an interrupted run still leaves its curve behind.
 - `StopAtStep`: ends training after a fixed number of optimizer steps (`train.max_steps`).
@@ -21,12 +21,7 @@ from kerasvq.config.base import load_json, save_json
 from kerasvq.training.tensorboard import SummaryWriter
 
 
-def current_learning_rate(optimizer, step=None) -> float:
-    """The learning rate; with `step`, computed from the schedule without reading any model
-    variable (reading one makes Keras's JAX trainer copy its whole state back to the host)."""
-    lr = optimizer._learning_rate
-    if step is not None and isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        return float(ops.convert_to_numpy(lr(step)))
+def current_learning_rate(optimizer) -> float:
     return float(ops.convert_to_numpy(optimizer.learning_rate))
 
 
@@ -64,30 +59,22 @@ class StepCounter(keras.callbacks.Callback):
         self.step = self._epoch_start + batch + 1
 
 
-class TensorBoardLogger(StepCounter):
-    """Writes `train/` and `validation/` scalars under `logdir` each epoch, plus the batch
-    loss and learning rate every `log_every` steps."""
+class TensorBoardLogger(keras.callbacks.Callback):
+    """Writes `train/` and `validation/` scalars under `logdir` at the end of every epoch.
 
-    def __init__(self, logdir, log_every=50):
+    It has no per-batch hook on purpose: on JAX, per-batch work on Keras's asynchronous
+    callback thread raced with buffer donation ("Buffer has been deleted or donated"), and a
+    synchronous per-batch hook stalls the GPU every step.
+    """
+
+    def __init__(self, logdir):
         super().__init__()
         self.logdir = str(logdir)
-        self.log_every = log_every
         self._train = self._val = None
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
         self._train = SummaryWriter(f"{self.logdir}/train")
         self._val = SummaryWriter(f"{self.logdir}/validation")
-        self._last_logged = self.step
-
-    def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(batch, logs)
-        if logs and "loss" in logs and self.step - self._last_logged >= self.log_every:
-            self._last_logged = self.step
-            self._train.scalar("batch/loss", float(logs["loss"]), self.step)
-            self._train.scalar(
-                "batch/learning_rate", current_learning_rate(self.model.optimizer, self.step), self.step
-            )
 
     def on_epoch_end(self, epoch, logs=None):
         step = epoch + 1
@@ -164,7 +151,12 @@ class HistoryWriter(keras.callbacks.Callback):
 
 
 class StopAtStep(StepCounter):
-    """Stops training once the optimizer has taken `max_steps` steps."""
+    """Stops training once the optimizer has taken `max_steps` steps.
+
+    Synchronous (not async-safe), so that the stop lands exactly on `max_steps`.
+    """
+
+    async_safe = False
 
     def __init__(self, max_steps):
         super().__init__()
