@@ -40,9 +40,14 @@ QUICK_OVERRIDES = [
 class Throughput(StepCounter):
     """Steady-state training tokens/s over the first epoch: wall time from the end of step
     `skip` (after compilation) to the end of step `last`, both synchronized with the device
-    through the step's loss. Async-safe: it reads only `logs`."""
+    through the step's loss.
 
-    async_safe = True
+    Synchronous (not async-safe: reading logs on Keras's async thread races with JAX buffer
+    donation). Runs with `max_steps` are synchronous anyway (`StopAtStep`), so every variant
+    is timed the same way, host sync after each step included.
+    """
+
+    async_safe = False
 
     def __init__(self, tokens_per_step, skip, last):
         super().__init__()
@@ -124,7 +129,7 @@ def run_variant(cfg: LMConfig, run_name: str, out_dir, log=print) -> dict:
     start = time.perf_counter()
     train_language_model(
         cfg, run_name, overwrite=True, verbose=2, log=log,
-        extra_callbacks=[PlanThroughput(), RoutingLogger(paths.tensorboard, log_every=10),
+        extra_callbacks=[PlanThroughput(), RoutingLogger(paths.tensorboard),
                          throughput, Capture()],
     )
     wall = time.perf_counter() - start

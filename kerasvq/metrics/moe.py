@@ -4,7 +4,7 @@
 - `routing_snapshot(model)`: the router loss added in the last training step (summed over
   layers, i.e. the layer average, since each layer's weight is divided by the layer count) and
   each layer's share of assignments per expert (reads variables: not for per-step use).
-- `RoutingLogger`: an async-safe callback writing `loss/main`, `loss/aux`, `perplexity` (from
+- `RoutingLogger`: a per-epoch callback writing `loss/main`, `loss/aux`, `perplexity` (from
   loss/main only) and `experts/layer_i/expert_j` to TensorBoard.
 - `forward_macs_per_token(...)` / `parameter_counts(model)`: analytic cost per token and
   total / active parameters.
@@ -24,7 +24,6 @@ from keras import ops
 
 from kerasvq.layers.collaborative_experts import CollaborativeExperts
 from kerasvq.layers.top_k_moe import TopKMoE
-from kerasvq.training.callbacks import StepCounter
 
 
 def expert_layers(model) -> list:
@@ -56,29 +55,31 @@ def routing_snapshot(model) -> dict:
     }
 
 
-class RoutingLogger(StepCounter):
-    """Logs the main loss, the router loss and expert usage separately to TensorBoard.
+class RoutingLogger(keras.callbacks.Callback):
+    """Logs the main loss, the router loss and expert usage separately to TensorBoard, at the
+    end of every epoch (train/ and validation/ folders):
 
-    Per batch (every `log_every` steps, from `logs` only, so Keras's JAX trainer can keep
-    running callbacks asynchronously): `batch/loss/main` (the unsmoothed `cross_entropy`
-    metric), `batch/loss/aux` (the model's `aux_loss` metric: the router loss the expert layers
-    added, averaged over layers), `batch/perplexity` = exp(loss/main). Per epoch: the same
-    under `epoch/` (train/ and validation/ folders) plus `epoch/experts/layer_i/expert_j`, the
-    share of top-k assignments each expert received during the epoch (from the layers'
-    cumulative `expert_assignments`, read once per epoch) and, for top-k MoE, the share of
-    assignments dropped for capacity in the epoch's last step.
+    - `epoch/loss/main`: the unsmoothed `cross_entropy` metric (and `val_cross_entropy`);
+    - `epoch/perplexity`: exp(loss/main), never from the total loss;
+    - `epoch/loss/aux`: the model's `aux_loss` metric, the router loss the expert layers added
+      (averaged over layers), mean over the epoch's steps;
+    - `epoch/experts/layer_i/expert_j`: share of the epoch's top-k assignments per expert (from
+      the layers' cumulative `expert_assignments`, read once per epoch);
+    - `epoch/experts/layer_i/dropped_last_step` (top-k MoE): capacity drops in the last step.
+
+    No per-batch hook on purpose, like `TensorBoardLogger`: on JAX, per-batch work on Keras's
+    asynchronous callback thread races with buffer donation, and a synchronous one stalls the
+    device every step.
 
     Args:
         logdir: TensorBoard folder; writes `train/` and `validation/` under it.
-        log_every: steps between batch-level summaries.
     """
 
     async_safe = True
 
-    def __init__(self, logdir, log_every=50):
+    def __init__(self, logdir):
         super().__init__()
         self.logdir = str(logdir)
-        self.log_every = log_every
         self._writers = None
 
     def _counts(self):
@@ -87,45 +88,30 @@ class RoutingLogger(StepCounter):
     def on_train_begin(self, logs=None):
         from kerasvq.training.tensorboard import SummaryWriter
 
-        super().on_train_begin(logs)
         self._writers = {
             "train": SummaryWriter(f"{self.logdir}/train"),
             "validation": SummaryWriter(f"{self.logdir}/validation"),
         }
-        self._last_logged = self.step
         self._epoch_counts = self._counts()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        super().on_epoch_begin(epoch, logs)
-        self._epoch_counts = self._counts()
-
-    def _write_losses(self, split, prefix, logs, step):
-        writer = self._writers[split]
-        key = "cross_entropy" if split == "train" else "val_cross_entropy"
-        if key in logs:
-            main = float(logs[key])
-            writer.scalar(f"{prefix}loss/main", main, step)
-            writer.scalar(f"{prefix}perplexity", math.exp(min(main, 50.0)), step)
-        if split == "train" and "aux_loss" in logs:
-            writer.scalar(f"{prefix}loss/aux", float(logs["aux_loss"]), step)
-
-    def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(batch, logs)
-        if logs and self.step - self._last_logged >= self.log_every:
-            self._last_logged = self.step
-            self._write_losses("train", "batch/", logs, self.step)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         step = epoch + 1
-        for split in ("train", "validation"):
-            self._write_losses(split, "epoch/", logs, step)
+        for split, key in (("train", "cross_entropy"), ("validation", "val_cross_entropy")):
+            if key in logs:
+                main = float(logs[key])
+                self._writers[split].scalar("epoch/loss/main", main, step)
+                self._writers[split].scalar("epoch/perplexity", math.exp(min(main, 50.0)), step)
         writer = self._writers["train"]
-        for i, (now, before) in enumerate(zip(self._counts(), self._epoch_counts)):
+        if "aux_loss" in logs:
+            writer.scalar("epoch/loss/aux", float(logs["aux_loss"]), step)
+        counts = self._counts()
+        for i, (now, before) in enumerate(zip(counts, self._epoch_counts)):
             delta = now - before
             if delta.sum() > 0:
                 for j, share in enumerate(delta / delta.sum()):
                     writer.scalar(f"epoch/experts/layer_{i}/expert_{j}", float(share), step)
+        self._epoch_counts = counts
         for i, dropped in enumerate(routing_snapshot(self.model)["dropped_fraction"]):
             writer.scalar(f"epoch/experts/layer_{i}/dropped_last_step", dropped, step)
         for w in self._writers.values():
