@@ -163,10 +163,13 @@ def forward_macs_per_token(
 def parameter_counts(model) -> dict:
     """Total parameters and parameters active per token (top-k MoE runs k of E experts;
     dense and MoC run everything)."""
-    total = int(model.count_params())
+    # Trainable weights only: the routers' monitoring variables are not parameters.
+    total = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     inactive = 0
     for layer in expert_layers(model):
         if isinstance(layer, TopKMoE):
-            per_expert = sum(int(np.prod(w.shape)) for w in layer.experts.weights) // layer.num_experts
+            per_expert = (
+                sum(int(np.prod(w.shape)) for w in layer.experts.trainable_weights) // layer.num_experts
+            )
             inactive += (layer.num_experts - layer.top_k) * per_expert
     return {"total": total, "active_per_token": total - inactive}
