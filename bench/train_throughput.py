@@ -29,22 +29,26 @@ from kerasvq.training.run import compile_for_training
 
 
 class StepTimer(StepCounter):
-    """Wall time between the end of step `skip` and the end of training (synchronized)."""
+    """Wall time from the end of step `skip` to the end of step `skip + steps`.
 
-    def __init__(self, skip):
+    Both marks wait for that step's loss, so they are taken when the device has finished it;
+    the one-time work at the end of an epoch (metric results, state sync) is not counted.
+    """
+
+    def __init__(self, skip, steps):
         super().__init__()
-        self.skip = skip
+        self.skip, self.steps = skip, steps
         self.start = self.end = None
-        self.start_step = 0
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
+        # With steps_per_execution > 1 the step count advances in jumps, hence >=.
         if self.start is None and self.step >= self.skip:
-            float(logs["loss"])  # wait for the device before starting the clock
+            float(logs["loss"])
             self.start, self.start_step = time.perf_counter(), self.step
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.end = time.perf_counter()  # epoch-end logs are host floats: the device is done
+        elif self.end is None and self.step >= self.skip + self.steps:
+            float(logs["loss"])
+            self.end, self.timed_steps = time.perf_counter(), self.step - self.start_step
 
 
 def flops_per_token(model, cfg) -> float:
@@ -71,9 +75,9 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     model = build_language_model(cfg)
     compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
     batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True)
-    timer = StepTimer(warmup_steps)
-    history = model.fit(batches, epochs=1, steps_per_epoch=warmup_steps + steps, callbacks=[timer], verbose=0)
-    timed_steps = timer.step - timer.start_step
+    timer = StepTimer(warmup_steps, steps)
+    history = model.fit(batches, epochs=1, steps_per_epoch=warmup_steps + steps + cfg.train.steps_per_execution, callbacks=[timer], verbose=0)
+    timed_steps = timer.timed_steps
     seconds = timer.end - timer.start
     return {
         "tokens_per_second": timed_steps * batch_size * cfg.data.seq_len / seconds,

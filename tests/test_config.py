@@ -14,7 +14,7 @@ def write(tmp_path, data):
     return path
 
 
-@pytest.mark.parametrize("name", ["v5-transformer", "v4-lstm"])
+@pytest.mark.parametrize("name", ["v5-transformer", "v4-lstm", "v5-tuned", "v4-tuned"])
 def test_shipped_configs_load(name):
     cfg = load_lm_config(f"versions/{name}/config.json")
     assert cfg.name == name

@@ -8,3 +8,4 @@ from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncodi
 from kerasvq.layers.swiglu import SwiGLU
 from kerasvq.layers.top_k_moe import TopKMoE
 from kerasvq.layers.transformer_decoder import TransformerDecoder
+from kerasvq.layers.vector_quantizer import VectorQuantizer

@@ -1,0 +1,110 @@
+"""The VQ-VAE config: embedding data, model shape and anti-collapse training.
+
+Example:
+    >>> cfg = load_vqvae_config("versions/vqvae-wiki/config.json", ["train.epochs=2"])
+    >>> cfg.model.num_heads, cfg.model.codebook_size
+    (4, 256)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from kerasvq.config.base import apply_overrides, from_dict, load_json
+from kerasvq.errors import UserError
+
+
+@dataclasses.dataclass
+class VQDataConfig:
+    embeddings: str = "~/.cache/kerasvq/embeddings/debian-en-minilm.h5"
+    """An .h5/.hdf5 (dataset `dataset`) or .npy file of (rows, input_dim) vectors."""
+    dataset: str = "embeddings"
+    test_fraction: float = 0.21
+    split_seed: int = 1337
+
+    def validate(self):
+        if not 0.0 < self.test_fraction < 1.0:
+            raise UserError(f"field 'data.test_fraction' must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclasses.dataclass
+class VQModelConfig:
+    input_dim: int = 384
+    hidden_dim: int = 1024
+    latent_dim: int = 512
+    num_heads: int = 4
+    codebook_size: int = 256
+    dropout: float = 0.1
+    decay: float = 0.99
+    commitment_cost: float = 1.0
+    cosine_codebooks: bool = False
+    gradient: Literal["straight_through", "rotation"] = "straight_through"
+    orthogonal_weight: float = 0.0
+    entropy_weight: float = 0.0
+    reconstruction_loss: Literal["relative", "variance", "cosine"] = "relative"
+    linear_skip: bool = True
+    residual: bool = False
+
+    def validate(self):
+        for name in ("input_dim", "hidden_dim", "latent_dim", "num_heads"):
+            if getattr(self, name) < 1:
+                raise UserError(f"field 'model.{name}' must be positive, got {getattr(self, name)}")
+        if not 2 <= self.codebook_size <= 65536:
+            raise UserError(f"field 'model.codebook_size' must be in 2..65536, got {self.codebook_size}")
+        if not self.residual and self.latent_dim % self.num_heads:
+            raise UserError(
+                f"field 'model.latent_dim' ({self.latent_dim}) must be divisible by 'model.num_heads' ({self.num_heads})"
+            )
+        if not 0.0 <= self.decay < 1.0:
+            raise UserError(f"field 'model.decay' must be in [0, 1), got {self.decay}")
+        if self.residual and self.cosine_codebooks:
+            raise UserError("fields 'model.residual' and 'model.cosine_codebooks' cannot both be true")
+
+
+@dataclasses.dataclass
+class VQTrainConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    clipnorm: float = 1.0
+    kmeans_init: bool = True
+    pca_init: bool = True
+    """Start the linear paths (model.linear_skip) as a variance-balanced PCA rotation."""
+    kmeans_sample: int = 8192
+    reset_every: int = 50
+    """Steps between dead-code checks; 0 turns CodebookReset off."""
+    reset_max_unused_steps: int = 100
+    reset_min_usage: float = 0.03
+    log_sample: int = 2000
+    seed: int = 1337
+
+    def validate(self):
+        for name in ("epochs", "batch_size", "kmeans_sample", "log_sample"):
+            if getattr(self, name) < 1:
+                raise UserError(f"field 'train.{name}' must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.clipnorm <= 0:
+            raise UserError("fields 'train.learning_rate' and 'train.clipnorm' must be positive")
+        if self.reset_every < 0:
+            raise UserError(f"field 'train.reset_every' must be ≥ 0, got {self.reset_every}")
+
+
+@dataclasses.dataclass
+class VQVAEConfig:
+    name: str = "vqvae-wiki"
+    description: str = ""
+    data: VQDataConfig = dataclasses.field(default_factory=VQDataConfig)
+    model: VQModelConfig = dataclasses.field(default_factory=VQModelConfig)
+    train: VQTrainConfig = dataclasses.field(default_factory=VQTrainConfig)
+
+    def validate(self):
+        if not self.name or "/" in self.name:
+            raise UserError(f"field 'name' must be a plain folder name, got {self.name!r}")
+        if self.train.pca_init and not self.model.linear_skip:
+            raise UserError("field 'train.pca_init' needs 'model.linear_skip' to be true")
+
+
+def load_vqvae_config(path: str | Path, overrides: list[str] = ()) -> VQVAEConfig:
+    data = apply_overrides(load_json(path), list(overrides))
+    return from_dict(VQVAEConfig, data, str(path))

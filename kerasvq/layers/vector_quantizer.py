@@ -1,0 +1,377 @@
+"""`VectorQuantizer`: a product quantizer (one codebook per head) with EMA codebooks.
+
+The last axis of the input, `num_heads * head_dim` wide, is split into `num_heads` slices;
+each slice is replaced by its nearest code in its head's codebook. Codebooks are float32
+non-trainable variables moved by exponential moving averages of the vectors assigned to them
+(decay 0.99), updated only when `training=True`, with `variable.assign` so that the update
+works under both the TensorFlow and the JAX training loops.
+
+Why the EMA statistics start at `count = 1, sum = code`: an unused code's count and sum then
+decay by the same factor, so `sum / count` — the code — stays where it is. Laplace smoothing
+adds `epsilon` pseudo-counts placed *at the current code* (`(sum + eps·code) / (count + eps)`),
+which avoids division by zero without the usual side effect of pulling rarely used codes
+towards the origin (the classic `sum / (count + eps)` form shrinks them every step).
+
+Gradients reach the encoder through the straight-through estimator, or the rotation trick
+(Fifty et al., 2024) with `gradient="rotation"`. Losses added with `add_loss`:
+- commitment `beta * mean((z - sg(q))²)`;
+- codebook loss `mean((sg(z) - q)²)` when `use_ema=False` (codebooks then trainable);
+- `orthogonal_weight`: squared cross-correlation between the heads' quantized outputs, i.e.
+  between the heads' codebooks weighted by use; its gradient reaches the encoder through the
+  straight-through path because EMA codebooks take no gradient;
+- `entropy_weight`: per-sample assignment entropy minus the entropy of the batch's mean
+  assignment (soft assignments over `-distance / entropy_temperature`), normalized by log K.
+
+Dead codes are tracked in `steps_unused` and `ema_count` and re-seeded from `recent_inputs`
+(the latest batch's encoder outputs) by `kerasvq.training.CodebookReset`.
+
+Example:
+    >>> vq = VectorQuantizer(num_heads=4, codebook_size=256)
+    >>> z = keras.random.normal((32, 512))
+    >>> vq.initialize_codebook(np.asarray(z))  # k-means per head
+    >>> quantized, codes = vq(z, training=True)
+    >>> codes.shape
+    (32, 4)
+    >>> vq.lookup(codes).shape
+    (32, 512)
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+GRADIENTS = ("straight_through", "rotation")
+
+
+@keras.saving.register_keras_serializable(package="kerasvq")
+class VectorQuantizer(keras.layers.Layer):
+    """Product quantizer with EMA (or trained) codebooks and anti-collapse state.
+
+    Args:
+        num_heads: codebooks; the input's last axis is split into this many slices.
+        codebook_size: codes per head (K).
+        decay: EMA decay of counts and sums (ignored when `use_ema=False`).
+        epsilon: Laplace pseudo-count placed at the current code.
+        commitment_cost: β of the commitment loss.
+        use_ema: EMA codebook updates (True) or gradient-trained codebooks (False).
+        cosine: quantize directions: inputs and codes are L2-normalized per head.
+        gradient: "straight_through" or "rotation".
+        orthogonal_weight: weight of the between-heads orthogonality loss.
+        entropy_weight: weight of the diversity (entropy) loss.
+        entropy_temperature: temperature of the soft assignments used by the entropy loss.
+        buffer_size: how many recent encoder outputs per head to keep for re-seeding.
+        residual: residual quantization instead of product: every head has a full-width
+            codebook and quantizes what the previous heads left (`num_heads` levels).
+    """
+
+    def __init__(
+        self,
+        num_heads: int = 1,
+        codebook_size: int = 256,
+        decay: float = 0.99,
+        epsilon: float = 1e-5,
+        commitment_cost: float = 0.25,
+        use_ema: bool = True,
+        cosine: bool = False,
+        gradient: str = "straight_through",
+        orthogonal_weight: float = 0.0,
+        entropy_weight: float = 0.0,
+        entropy_temperature: float = 1.0,
+        buffer_size: int | None = None,
+        residual: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+        if num_heads < 1 or codebook_size < 2:
+            raise ValueError("num_heads must be ≥ 1 and codebook_size ≥ 2")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        self.num_heads = int(num_heads)
+        self.codebook_size = int(codebook_size)
+        self.decay = float(decay)
+        self.epsilon = float(epsilon)
+        self.commitment_cost = float(commitment_cost)
+        self.use_ema = bool(use_ema)
+        self.cosine = bool(cosine)
+        self.gradient = gradient
+        self.orthogonal_weight = float(orthogonal_weight)
+        self.entropy_weight = float(entropy_weight)
+        self.entropy_temperature = float(entropy_temperature)
+        self.buffer_size = int(buffer_size or codebook_size)
+        self.residual = bool(residual)
+        if self.residual and self.cosine:
+            raise ValueError("residual quantization needs Euclidean codebooks (cosine=False)")
+        self.head_dim = None
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if self.residual:
+            self.head_dim = dim
+        elif dim is None or dim % self.num_heads:
+            raise ValueError(
+                f"VectorQuantizer: input width {dim} must be divisible by num_heads={self.num_heads}"
+            )
+        else:
+            self.head_dim = dim // self.num_heads
+        h, k, d = self.num_heads, self.codebook_size, self.head_dim
+        init = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(d))
+        self.codebook = self.add_weight(
+            name="codebook", shape=(h, k, d), initializer=init, dtype="float32",
+            trainable=not self.use_ema, autocast=False,
+        )
+        self.ema_count = self.add_weight(
+            name="ema_count", shape=(h, k), initializer="ones", dtype="float32", trainable=False, autocast=False
+        )
+        self.ema_sum = self.add_weight(
+            name="ema_sum", shape=(h, k, d), initializer="zeros", dtype="float32", trainable=False, autocast=False
+        )
+        self.steps_unused = self.add_weight(
+            name="steps_unused", shape=(h, k), initializer="zeros", dtype="float32", trainable=False, autocast=False
+        )
+        self.recent_inputs = self.add_weight(
+            name="recent_inputs", shape=(h, self.buffer_size, d), initializer="zeros",
+            dtype="float32", trainable=False, autocast=False,
+        )
+        if self.cosine:
+            self.codebook.assign(self._normalize(self.codebook))
+        self.ema_sum.assign(ops.convert_to_tensor(self.codebook) * 1.0)
+
+    # ---- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _normalize(x, axis=-1):
+        return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
+
+    def _split(self, inputs):
+        """(..., H*d) → (N, H, d) float32; residual mode: (..., d) → (N, 1, d)."""
+        z = ops.cast(inputs, "float32")
+        return ops.reshape(z, (-1, 1 if self.residual else self.num_heads, self.head_dim))
+
+    def _distances(self, z):
+        """Squared distances (N, H, K) in float32 (negative cosine + 1 when `cosine`)."""
+        codebook = ops.convert_to_tensor(self.codebook)
+        if self.cosine:
+            return 1.0 - ops.einsum("nhd,hkd->nhk", z, codebook)
+        z2 = ops.sum(ops.square(z), axis=-1, keepdims=True)
+        c2 = ops.sum(ops.square(codebook), axis=-1)[None]
+        return z2 - 2.0 * ops.einsum("nhd,hkd->nhk", z, codebook) + c2
+
+    def _gather(self, codes):
+        """codes (N, H) → code vectors (N, H, d)."""
+        codebook = ops.convert_to_tensor(self.codebook)
+        return ops.stack(
+            [ops.take(codebook[i], codes[:, i], axis=0) for i in range(self.num_heads)], axis=1
+        )
+
+    def _rotate(self, z, q):
+        """The rotation trick: a value equal to q whose gradient w.r.t. z is a fixed rotation + scale."""
+        eps = 1e-6
+        z_norm = ops.sqrt(ops.sum(ops.square(z), axis=-1, keepdims=True) + eps)
+        q_norm = ops.sqrt(ops.sum(ops.square(q), axis=-1, keepdims=True) + eps)
+        z_hat = ops.stop_gradient(z / z_norm)
+        q_hat = ops.stop_gradient(q / q_norm)
+        r = self._normalize(z_hat + q_hat)
+        rotated = (
+            z
+            - 2.0 * ops.sum(z * r, axis=-1, keepdims=True) * r
+            + 2.0 * ops.sum(z * z_hat, axis=-1, keepdims=True) * q_hat
+        )
+        return ops.stop_gradient(q_norm / z_norm) * rotated
+
+    # ---- forward ---------------------------------------------------------------------------
+    def _assign(self, z):
+        """Head inputs (N, H, d), distances (N, H, K), codes (N, H) and code vectors (N, H, d).
+
+        Product mode: head h sees slice h of `z`. Residual mode: head h sees what the heads
+        before it left unexplained, `z − Σ_{j<h} q_j`.
+        """
+        if not self.residual:
+            distances = self._distances(z)
+            codes = ops.argmin(distances, axis=-1)
+            return z, distances, codes, self._gather(codes)
+        codebook = ops.convert_to_tensor(self.codebook)
+        residual, inputs, dists, codes, qs = z[:, 0], [], [], [], []
+        for h in range(self.num_heads):
+            d = (
+                ops.sum(ops.square(residual), axis=-1, keepdims=True)
+                - 2.0 * ops.matmul(residual, ops.transpose(codebook[h]))
+                + ops.sum(ops.square(codebook[h]), axis=-1)[None]
+            )
+            c = ops.argmin(d, axis=-1)
+            q = ops.take(codebook[h], c, axis=0)
+            inputs.append(residual)
+            dists.append(d)
+            codes.append(c)
+            qs.append(q)
+            residual = residual - q
+        stack = lambda xs: ops.stack(xs, axis=1)
+        return stack(inputs), stack(dists), stack(codes), stack(qs)
+
+    def _combine(self, q):
+        """Per-head code vectors (N, H, d) → the quantized vector (N, width)."""
+        if self.residual:
+            return ops.sum(q, axis=1)
+        return ops.reshape(q, (-1, self.num_heads * self.head_dim))
+
+    def call(self, inputs, training=None):
+        shape = ops.shape(inputs)
+        z = self._split(inputs)
+        if self.cosine:
+            z = self._normalize(z)
+        head_inputs, distances, codes, q = self._assign(z)
+        z_flat, q_flat = self._combine(z if not self.residual else z[:, :1]), self._combine(q)
+
+        commitment = ops.mean(ops.square(z_flat - ops.stop_gradient(q_flat)))
+        self.add_loss(self.commitment_cost * commitment)
+        if not self.use_ema:
+            self.add_loss(ops.mean(ops.square(ops.stop_gradient(z_flat) - q_flat)))
+
+        if self.gradient == "rotation":
+            if self.residual:
+                q_out = self._rotate(z_flat, ops.stop_gradient(q_flat))
+            else:
+                q_out = self._combine(self._rotate(z, ops.stop_gradient(q)))
+        else:
+            q_out = z_flat + ops.stop_gradient(q_flat - z_flat)
+        if self.orthogonal_weight > 0 and self.num_heads > 1:
+            per_head = head_inputs + ops.stop_gradient(q - head_inputs)
+            self.add_loss(self.orthogonal_weight * self._orthogonal_loss(per_head))
+        if self.entropy_weight > 0:
+            self.add_loss(self.entropy_weight * self._entropy_loss(distances))
+        if training:
+            self._update_state(ops.stop_gradient(head_inputs), codes)
+
+        lead = tuple(shape[:-1])
+        quantized = ops.reshape(ops.cast(q_out, self.compute_dtype), shape)
+        codes = ops.reshape(ops.cast(codes, "int32"), lead + (self.num_heads,))
+        return quantized, codes
+
+    def _orthogonal_loss(self, q):
+        """Mean squared cosine between every pair of heads' (used) code vectors in the batch."""
+        centered = q - ops.mean(q, axis=0, keepdims=True)
+        normed = self._normalize(centered, axis=0)  # unit-norm columns over the batch
+        total = 0.0
+        for a in range(self.num_heads):
+            for b in range(a + 1, self.num_heads):
+                corr = ops.einsum("nd,ne->de", normed[:, a], normed[:, b])
+                total = total + ops.mean(ops.square(corr))
+        pairs = self.num_heads * (self.num_heads - 1) / 2
+        return total / pairs
+
+    def _entropy_loss(self, distances):
+        probs = ops.softmax(-distances / self.entropy_temperature, axis=-1)
+        log_probs = ops.log(ops.maximum(probs, 1e-9))
+        sample_entropy = -ops.mean(ops.sum(probs * log_probs, axis=-1))
+        avg = ops.mean(probs, axis=0)
+        batch_entropy = -ops.mean(ops.sum(avg * ops.log(ops.maximum(avg, 1e-9)), axis=-1))
+        return (sample_entropy - batch_entropy) / math.log(self.codebook_size)
+
+    def _update_state(self, z, codes):
+        """Usage counters, the re-seeding buffer and (with EMA) the codebook; training only."""
+        z = ops.stop_gradient(z)
+        onehot = ops.one_hot(codes, self.codebook_size, dtype="float32")
+        counts = ops.sum(onehot, axis=0)
+        ema_count = self.decay * self.ema_count + (1.0 - self.decay) * counts
+        self.ema_count.assign(ema_count)
+        self.steps_unused.assign(ops.where(counts > 0, 0.0, self.steps_unused + 1.0))
+        rows = ops.mod(ops.arange(self.buffer_size), ops.shape(z)[0])
+        self.recent_inputs.assign(ops.transpose(ops.take(z, rows, axis=0), (1, 0, 2)))
+        if not self.use_ema:
+            return
+        sums = ops.einsum("nhk,nhd->hkd", onehot, z)
+        ema_sum = self.decay * self.ema_sum + (1.0 - self.decay) * sums
+        codebook = (ema_sum + self.epsilon * self.codebook) / (ema_count[..., None] + self.epsilon)
+        if self.cosine:
+            codebook = self._normalize(codebook)
+        self.ema_sum.assign(ema_sum)
+        self.codebook.assign(codebook)
+
+    # ---- codes in, codes out -----------------------------------------------------------------
+    def get_codes(self, inputs):
+        """Nearest code per head, (..., H) int32, without touching any state."""
+        z = self._split(inputs)
+        if self.cosine:
+            z = self._normalize(z)
+        codes = ops.cast(self._assign(z)[2], "int32")
+        return ops.reshape(codes, tuple(ops.shape(inputs)[:-1]) + (self.num_heads,))
+
+    def lookup(self, codes):
+        """Integer codes (..., H) → quantized vectors (..., width) in the compute dtype."""
+        codes = ops.cast(codes, "int32")
+        lead = tuple(ops.shape(codes)[:-1])
+        flat = ops.reshape(codes, (-1, self.num_heads))
+        width = self.head_dim if self.residual else self.num_heads * self.head_dim
+        q = ops.reshape(self._combine(self._gather(flat)), lead + (width,))
+        return ops.cast(q, self.compute_dtype)
+
+    # ---- anti-collapse state (called outside the compiled step) ---------------------------
+    def initialize_codebook(self, samples, iterations: int = 20, seed: int = 0):
+        """k-means (k-means++ seeding) of each head's codebook on a sample of encoder outputs."""
+        from kerasvq.metrics.codebook import kmeans
+
+        if not self.built:
+            self.build(np.shape(samples))
+        if self.residual:  # residual k-means: each level fits what the previous ones left
+            residual, books = np.asarray(samples, dtype=np.float32).reshape(-1, self.head_dim), []
+            for h in range(self.num_heads):
+                book = kmeans(residual, self.codebook_size, iterations, seed + h)
+                d = (residual ** 2).sum(1)[:, None] - 2 * residual @ book.T + (book ** 2).sum(1)[None]
+                residual = residual - book[d.argmin(1)]
+                books.append(book)
+            self.set_codes(np.stack(books))
+            return
+        z = np.asarray(samples, dtype=np.float32).reshape(-1, self.num_heads, self.head_dim)
+        if self.cosine:
+            z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+        books = np.stack(
+            [kmeans(z[:, h], self.codebook_size, iterations, seed + h, spherical=self.cosine)
+             for h in range(self.num_heads)]
+        )
+        self.set_codes(books)
+
+    def set_codes(self, codebook, heads_codes=None, count=None):
+        """Replaces codes (all, or `heads_codes=(head_idx, code_idx)`) and resets their statistics."""
+        book = np.array(ops.convert_to_numpy(self.codebook))
+        ema_count = np.array(ops.convert_to_numpy(self.ema_count))
+        steps = np.array(ops.convert_to_numpy(self.steps_unused))
+        if heads_codes is None:
+            book[...] = codebook
+            ema_count[...] = 1.0 if count is None else count
+            steps[...] = 0.0
+        else:
+            book[heads_codes] = codebook
+            ema_count[heads_codes] = 1.0 if count is None else count
+            steps[heads_codes] = 0.0
+        if self.cosine:
+            book /= np.maximum(np.linalg.norm(book, axis=-1, keepdims=True), 1e-12)
+        self.codebook.assign(book)
+        self.ema_count.assign(ema_count)
+        self.ema_sum.assign(book * ema_count[..., None])
+        self.steps_unused.assign(steps)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape), tuple(input_shape[:-1]) + (self.num_heads,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            codebook_size=self.codebook_size,
+            decay=self.decay,
+            epsilon=self.epsilon,
+            commitment_cost=self.commitment_cost,
+            use_ema=self.use_ema,
+            cosine=self.cosine,
+            gradient=self.gradient,
+            orthogonal_weight=self.orthogonal_weight,
+            entropy_weight=self.entropy_weight,
+            entropy_temperature=self.entropy_temperature,
+            buffer_size=self.buffer_size,
+            residual=self.residual,
+        )
+        return config

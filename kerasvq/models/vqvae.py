@@ -1,0 +1,291 @@
+"""`VQVAE`: sentence-embedding compressor to `num_heads` one-byte codes (default 4 bytes).
+
+Default shape is the earlier "MonolithWiki" model: 384 → Dense 1024 → LayerNorm → GELU →
+Dropout → Dense 512, split into 4 heads of 128-d quantized against 256 codes each, and the
+mirrored decoder back to 384.
+
+Reconstruction loss scale: the loss is the per-vector *sum* of squared errors divided by the
+vector's squared norm, `‖x−x̂‖²/‖x‖²` ("relative"), i.e. the per-element MSE multiplied by
+the width. On unit-length MiniLM vectors the elementwise MSE of the zero vector is only
+1/384 ≈ 0.0026, so an elementwise MSE next to a commitment loss of order 0.1 lets the
+commitment term drown reconstruction (the old model's collapse); the relative error is 1.0
+for the zero vector and is directly the reported metric. `"variance"` (MSE divided by the
+training data's per-element variance) is the same scale for data that is not normalized;
+`"cosine"` (1 − cos) ignores the norm.
+
+`residual=True` makes the heads residual levels (each head's full-width codebook quantizes
+what the previous heads left), the structure of FAISS's ResidualQuantizer, in latent space.
+
+`linear_skip=True` adds a linear path next to the MLP in both encoder and decoder, so the
+model can represent (and starts close to) a linear product quantizer and the MLP learns the
+non-linear correction on top.
+
+Example:
+    >>> model = VQVAE()
+    >>> model.compile(optimizer="adam")
+    >>> model.initialize_codebooks(x_train[:8192])   # k-means on encoder outputs
+    >>> model.fit(x_train, epochs=10, batch_size=256)
+    >>> codes = model.encode(x_test)                 # (N, 4) uint8
+    >>> x_hat = model.decode(codes)                  # (N, 384) float32
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasvq.data.embeddings import check_finite, check_width
+from kerasvq.errors import UserError
+from kerasvq.layers.vector_quantizer import VectorQuantizer
+
+RECONSTRUCTION_LOSSES = ("relative", "variance", "cosine")
+
+
+@keras.saving.register_keras_serializable(package="kerasvq")
+class VQVAE(keras.Model):
+    """MLP encoder → product `VectorQuantizer` → MLP decoder over fixed-width embeddings."""
+
+    def __init__(
+        self,
+        input_dim: int = 384,
+        hidden_dim: int = 1024,
+        latent_dim: int = 512,
+        num_heads: int = 4,
+        codebook_size: int = 256,
+        dropout: float = 0.1,
+        decay: float = 0.99,
+        commitment_cost: float = 0.25,
+        cosine_codebooks: bool = False,
+        gradient: str = "straight_through",
+        orthogonal_weight: float = 0.0,
+        entropy_weight: float = 0.0,
+        reconstruction_loss: str = "relative",
+        data_variance: float = 1.0 / 384,
+        linear_skip: bool = False,
+        residual: bool = False,
+        freeze_linear_encoder: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}")
+        if latent_dim % num_heads and not residual:
+            raise ValueError(f"latent_dim {latent_dim} must be divisible by num_heads {num_heads}")
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.latent_dim = latent_dim
+        self.num_heads = num_heads
+        self.codebook_size = codebook_size
+        self.dropout = dropout
+        self.decay = decay
+        self.commitment_cost = commitment_cost
+        self.cosine_codebooks = cosine_codebooks
+        self.gradient = gradient
+        self.orthogonal_weight = orthogonal_weight
+        self.entropy_weight = entropy_weight
+        self.reconstruction_loss = reconstruction_loss
+        self.data_variance = data_variance
+        self.linear_skip = linear_skip
+        self.residual = residual
+        self.freeze_linear_encoder = freeze_linear_encoder
+        # The network sees and produces unit-variance elements (x / std). Unit-length 384-d
+        # inputs have elements of std 0.05; at that scale one Adam step (≈ lr per weight, over
+        # a fan-in of 1024) changes the outputs by far more than the targets' size, the
+        # relative error jumps from 1 to ~20 and the latents are flung away from every code
+        # within a few steps: the collapse seen in the old runs even after k-means init.
+        self._scale = float(1.0 / np.sqrt(data_variance))
+
+        def mlp(width, out, name, out_scale=1.0):
+            return keras.Sequential(
+                [
+                    keras.layers.Dense(width, name=f"{name}_dense_in", dtype=self.dtype_policy),
+                    keras.layers.LayerNormalization(name=f"{name}_norm", dtype=self.dtype_policy),
+                    keras.layers.Activation("gelu", name=f"{name}_gelu", dtype=self.dtype_policy),
+                    keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=self.dtype_policy),
+                    keras.layers.Dense(
+                        out,
+                        kernel_initializer=keras.initializers.VarianceScaling(out_scale, "fan_in"),
+                        name=f"{name}_dense_out",
+                        dtype=self.dtype_policy,
+                    ),
+                ],
+                name=name,
+            )
+
+        self.encoder = mlp(hidden_dim, latent_dim, "encoder")
+        self.decoder = mlp(hidden_dim, input_dim, "decoder")
+        self.encoder_skip = self.decoder_skip = None
+        if linear_skip:
+            self.encoder_skip = keras.layers.Dense(latent_dim, use_bias=False, name="encoder_skip", dtype=self.dtype_policy)
+            self.encoder_skip.trainable = not freeze_linear_encoder
+            self.decoder_skip = keras.layers.Dense(
+                input_dim,
+                use_bias=False,
+                name="decoder_skip",
+                dtype=self.dtype_policy,
+            )
+        self.quantizer = VectorQuantizer(
+            num_heads=num_heads,
+            codebook_size=codebook_size,
+            decay=decay,
+            commitment_cost=commitment_cost,
+            cosine=cosine_codebooks,
+            gradient=gradient,
+            orthogonal_weight=orthogonal_weight,
+            entropy_weight=entropy_weight,
+            residual=residual,
+            name="quantizer",
+            dtype=self.dtype_policy,
+        )
+
+    def build(self, input_shape=None):
+        shape = (None, self.input_dim)
+        self.encoder.build(shape)
+        self.quantizer.build((None, self.latent_dim))
+        self.decoder.build((None, self.latent_dim))
+        if self.linear_skip:
+            self.encoder_skip.build(shape)
+            self.decoder_skip.build((None, self.latent_dim))
+        self.built = True
+
+    # ---- the three stages --------------------------------------------------------------------
+    def _encode(self, x, training=False):
+        x = x * self._scale
+        z = self.encoder(x, training=training)
+        if self.linear_skip:
+            z = z + self.encoder_skip(x)
+        return z
+
+    def _decode(self, q, training=False):
+        x_hat = self.decoder(q, training=training)
+        if self.linear_skip:
+            x_hat = x_hat + self.decoder_skip(q)
+        return x_hat / self._scale
+
+    def call(self, x, training=None):
+        z = self._encode(x, training=training)
+        q, _ = self.quantizer(z, training=training)
+        x_hat = self._decode(q, training=training)
+        self.add_loss(self._reconstruction_loss(x, x_hat))
+        return x_hat
+
+    def _reconstruction_loss(self, x, x_hat):
+        x = ops.cast(x, "float32")
+        x_hat = ops.cast(x_hat, "float32")
+        if self.reconstruction_loss == "relative":
+            error = ops.sum(ops.square(x - x_hat), axis=-1)
+            return ops.mean(error / ops.maximum(ops.sum(ops.square(x), axis=-1), 1e-12))
+        if self.reconstruction_loss == "variance":
+            return ops.mean(ops.square(x - x_hat)) / self.data_variance
+        unit = lambda v: v / ops.sqrt(ops.maximum(ops.sum(ops.square(v), axis=-1, keepdims=True), 1e-12))
+        return ops.mean(1.0 - ops.sum(unit(x) * unit(x_hat), axis=-1))
+
+    # ---- numpy API ------------------------------------------------------------------------------
+    def _check(self, x, where: str) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        check_width(x.shape, self.input_dim, where)
+        check_finite(x, where)
+        return x
+
+    def latents(self, x, batch_size: int = 4096) -> np.ndarray:
+        x = self._check(x, "latents input")
+        return np.concatenate(
+            [ops.convert_to_numpy(self._encode(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        ) if len(x) else np.zeros((0, self.latent_dim), np.float32)
+
+    def encode(self, x, batch_size: int = 4096) -> np.ndarray:
+        """Embeddings (N, input_dim) → codes (N, num_heads), uint8 when codebook_size ≤ 256."""
+        x = self._check(x, "encode input")
+        out = [
+            ops.convert_to_numpy(self.quantizer.get_codes(self._encode(x[i:i + batch_size])))
+            for i in range(0, len(x), batch_size)
+        ]
+        codes = np.concatenate(out) if out else np.zeros((0, self.num_heads), np.int32)
+        return codes.astype(np.uint8 if self.codebook_size <= 256 else np.int32)
+
+    def decode(self, codes, batch_size: int = 4096) -> np.ndarray:
+        """Codes (N, num_heads) → reconstructed embeddings (N, input_dim) float32."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != self.num_heads:
+            raise UserError(f"decode: expected codes of shape (N, {self.num_heads}), got {codes.shape}")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise UserError(f"decode: expected integer codes, got dtype {codes.dtype}")
+        bad = np.flatnonzero(((codes < 0) | (codes >= self.codebook_size)).any(axis=1))
+        if bad.size:
+            rows = ", ".join(str(i) for i in bad[:10])
+            raise UserError(f"decode: codes out of range 0..{self.codebook_size - 1} in rows {rows}")
+        out = [
+            ops.convert_to_numpy(
+                ops.cast(self._decode(self.quantizer.lookup(codes[i:i + batch_size].astype(np.int32))), "float32")
+            )
+            for i in range(0, len(codes), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.input_dim), np.float32)
+
+    def initialize_linear_paths(self, x):
+        """Sets the linear skips to a PCA basis whose components are allocated to the heads
+        so that every head gets a similar share of the variance ("eigenvalue allocation",
+        as in OPQ's non-parametric initialisation), and zeroes the MLP branches' output
+        layers. The model then starts as a PQ on a balanced rotation — a rotated product
+        quantizer — and training learns non-linear corrections on top of that geometry.
+        The encoder's linear path is kept fixed (not trained): moving it moves every latent at
+        once, and the codes with them."""
+        if not self.linear_skip:
+            raise ValueError("initialize_linear_paths needs linear_skip=True")
+        x = self._check(x, "initialize_linear_paths input") * self._scale
+        centered = x - x.mean(0)
+        eigval, eigvec = np.linalg.eigh(centered.T @ centered / len(x))
+        order = np.argsort(eigval)[::-1]
+        head_dim = self.latent_dim // self.num_heads
+        per_head = min(head_dim, -(-self.input_dim // self.num_heads))
+        log_var = np.zeros(self.num_heads)
+        filled = [[] for _ in range(self.num_heads)]
+        for i in order:
+            open_heads = [h for h in range(self.num_heads) if len(filled[h]) < per_head]
+            if not open_heads:
+                break
+            h = min(open_heads, key=lambda j: log_var[j])
+            filled[h].append(i)
+            log_var[h] += np.log(max(eigval[i], 1e-12))
+        w = np.zeros((self.input_dim, self.latent_dim), np.float32)
+        if self.residual:  # every level sees the whole space: the plain PCA basis
+            filled = [list(order[: self.latent_dim])]
+            head_dim = 0
+        for h, comps in enumerate(filled):
+            w[:, h * head_dim: h * head_dim + len(comps)] = eigvec[:, comps]
+        self.encoder_skip.kernel.assign(w)
+        self.encoder_skip.trainable = False
+        self.freeze_linear_encoder = True
+        self.decoder_skip.kernel.assign(w.T.copy())
+        for mlp in (self.encoder, self.decoder):
+            out = mlp.layers[-1]
+            out.kernel.assign(np.zeros(out.kernel.shape, np.float32))
+            out.bias.assign(np.zeros(out.bias.shape, np.float32))
+
+    def initialize_codebooks(self, x, iterations: int = 20, seed: int = 0):
+        """k-means of every head's codebook on the encoder outputs of a data sample."""
+        self.quantizer.initialize_codebook(self.latents(x), iterations, seed)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            hidden_dim=self.hidden_dim,
+            latent_dim=self.latent_dim,
+            num_heads=self.num_heads,
+            codebook_size=self.codebook_size,
+            dropout=self.dropout,
+            decay=self.decay,
+            commitment_cost=self.commitment_cost,
+            cosine_codebooks=self.cosine_codebooks,
+            gradient=self.gradient,
+            orthogonal_weight=self.orthogonal_weight,
+            entropy_weight=self.entropy_weight,
+            reconstruction_loss=self.reconstruction_loss,
+            data_variance=self.data_variance,
+            linear_skip=self.linear_skip,
+            residual=self.residual,
+            freeze_linear_encoder=self.freeze_linear_encoder,
+        )
+        return config
