@@ -63,6 +63,26 @@ class ModelConfig:
     dropout: float = 0.1
     positions: Literal["learned", "sinusoidal", "rotary"] = "learned"
     tie_embeddings: bool = True
+    block: Literal["gpt", "llama"] = "gpt"
+    """gpt: LayerNorm + GELU FFN; llama: RMSNorm, rotary, bias-free GQA attention, SwiGLU-family FFN."""
+    ffn: Literal["dense", "moe", "moc"] = "dense"
+    """llama blocks only: dense SwiGLU (width d_ff), top-k MoE, or collaborative experts (MoC)."""
+    num_kv_heads: Optional[int] = None
+    """llama blocks only: key/value heads for grouped-query attention (null = num_heads)."""
+    num_experts: int = 8
+    top_k: int = 2
+    expert_d_ff: Optional[int] = None
+    """SwiGLU width of each expert (null = d_ff)."""
+    aux_loss: Literal["faithful", "switch"] = "faithful"
+    """MoC router loss: the reference's diversity+variance loss, or Switch balance + z-loss (moe: always switch)."""
+    aux_loss_weight: float = 0.01
+    """Weight of the router loss; the model averages it over layers."""
+    router_z_loss_weight: float = 0.001
+    router_temperature: float = 1.0
+    capacity_factor: Optional[float] = 1.25
+    """Top-k MoE: expert capacity over a balanced load in training (null = never drop tokens)."""
+    eval_capacity_factor: Optional[float] = None
+    """Top-k MoE capacity outside training; null (default) never drops, so evaluation is exactly causal."""
 
     def validate(self):
         for name in ("d_model", "num_layers", "num_heads", "d_ff"):
@@ -77,6 +97,56 @@ class ModelConfig:
             raise UserError("field 'model.positions' rotary needs an even head size")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"field 'model.dropout' must be in [0, 1), got {self.dropout}")
+        self._validate_llama()
+
+    def _validate_llama(self):
+        if self.block == "gpt":
+            if self.ffn != "dense" or self.num_kv_heads is not None:
+                raise UserError(
+                    "fields 'model.ffn' (moe/moc) and 'model.num_kv_heads' need 'model.block' llama"
+                )
+            return
+        if self.architecture != "transformer" or self.positions != "rotary":
+            raise UserError("field 'model.block' llama needs architecture transformer and positions rotary")
+        if self.num_kv_heads is not None and (
+            self.num_kv_heads < 1 or self.num_heads % self.num_kv_heads
+        ):
+            raise UserError(
+                f"field 'model.num_kv_heads' must divide num_heads ({self.num_heads}), "
+                f"got {self.num_kv_heads}"
+            )
+        if self.ffn == "dense":
+            return
+        if not 1 <= self.top_k <= self.num_experts:
+            raise UserError(
+                f"field 'model.top_k' must be in 1..num_experts ({self.num_experts}), got {self.top_k}"
+            )
+        if self.expert_d_ff is not None and self.expert_d_ff < 1:
+            raise UserError(f"field 'model.expert_d_ff' must be positive or null, got {self.expert_d_ff}")
+        if self.aux_loss_weight < 0 or self.router_z_loss_weight < 0:
+            raise UserError("fields 'model.aux_loss_weight' and 'model.router_z_loss_weight' must be ≥ 0")
+        if self.router_temperature <= 0:
+            raise UserError(
+                f"field 'model.router_temperature' must be positive, got {self.router_temperature}"
+            )
+        for name in ("capacity_factor", "eval_capacity_factor"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"field 'model.{name}' must be positive or null, got {value}")
+
+    def expert_options(self) -> dict:
+        """The llama block's feed-forward settings, as `TransformerLM(expert_options=...)` takes them."""
+        return {
+            "num_experts": self.num_experts,
+            "top_k": self.top_k,
+            "expert_d_ff": self.expert_d_ff,
+            "aux_loss": self.aux_loss,
+            "aux_loss_weight": self.aux_loss_weight,
+            "router_z_loss_weight": self.router_z_loss_weight,
+            "router_temperature": self.router_temperature,
+            "capacity_factor": self.capacity_factor,
+            "eval_capacity_factor": self.eval_capacity_factor,
+        }
 
 
 @dataclasses.dataclass

@@ -19,7 +19,9 @@ def build_language_model(cfg: LMConfig):
         model = TransformerLM(
             d.vocab_size, d.seq_len, d_model=m.d_model, num_layers=m.num_layers,
             num_heads=m.num_heads, d_ff=m.d_ff, dropout=m.dropout, positions=m.positions,
-            tie_embeddings=m.tie_embeddings, dtype=dtype,
+            tie_embeddings=m.tie_embeddings, block=m.block, num_kv_heads=m.num_kv_heads,
+            ffn=m.ffn, expert_options=m.expert_options() if m.block == "llama" else None,
+            dtype=dtype,
         )
     model.build((None, d.seq_len))
     return model

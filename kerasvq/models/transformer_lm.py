@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kerasvq.layers.transformer_decoder import TransformerDecoder
 
@@ -31,6 +32,13 @@ class TransformerLM(keras.Model):
         dropout: embedding and residual dropout.
         positions: "learned", "sinusoidal" or "rotary".
         tie_embeddings: reuse the token embedding as the output projection.
+        block: "gpt" (`TransformerDecoder`) or "llama" (`LlamaDecoder`: RMSNorm, rotary,
+            bias-free GQA attention; needs positions="rotary"; final norm is RMSNorm too).
+        num_kv_heads: llama only, key/value heads (None = num_heads).
+        ffn: llama only, "dense" (SwiGLU of width d_ff), "moe" or "moc".
+        expert_options: llama only, extra `LlamaDecoder` arguments (num_experts, top_k,
+            expert_d_ff, aux_loss, aux_loss_weight, ...); aux_loss_weight is divided by
+            num_layers so the added router losses sum to their average over layers.
     """
 
     def __init__(
@@ -44,6 +52,10 @@ class TransformerLM(keras.Model):
         dropout=0.1,
         positions="learned",
         tie_embeddings=True,
+        block="gpt",
+        num_kv_heads=None,
+        ffn="dense",
+        expert_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,6 +70,18 @@ class TransformerLM(keras.Model):
         self.dropout = dropout
         self.positions = positions
         self.tie_embeddings = tie_embeddings
+        if block not in ("gpt", "llama"):
+            raise ValueError(f"block must be gpt or llama, got {block!r}")
+        if block == "llama" and positions != "rotary":
+            raise ValueError("block='llama' needs positions='rotary'")
+        self.block = block
+        self.num_kv_heads = num_kv_heads
+        self.ffn = ffn
+        self.expert_options = dict(expert_options or {})
+        # The router losses the expert layers add, logged apart from the main loss ("aux_loss").
+        self.aux_loss_tracker = (
+            keras.metrics.Mean(name="aux_loss") if block == "llama" and ffn != "dense" else None
+        )
 
     def build(self, input_shape=None):
         policy = self.dtype_policy
@@ -80,6 +104,11 @@ class TransformerLM(keras.Model):
         self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         self.blocks = []
         for i in range(self.num_layers):
+            if self.block == "llama":
+                block = self._llama_block(i, init, residual_init)
+                block.build((None, None, self.d_model))
+                self.blocks.append(block)
+                continue
             block = TransformerDecoder(
                 self.num_heads,
                 self.d_ff,
@@ -92,7 +121,10 @@ class TransformerLM(keras.Model):
             )
             block.build((None, None, self.d_model))
             self.blocks.append(block)
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
+        if self.block == "llama":
+            self.final_norm = keras.layers.RMSNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
+        else:
+            self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
         self.final_norm.build((None, None, self.d_model))
         self.output_head = None
         if not self.tie_embeddings:
@@ -102,6 +134,28 @@ class TransformerLM(keras.Model):
             )
             self.output_head.build((None, None, self.d_model))
         self.built = True
+
+    def _llama_block(self, index, init, residual_init):
+        options = dict(self.expert_options)
+        options["aux_loss_weight"] = options.get("aux_loss_weight", 0.01) / self.num_layers
+        return LlamaDecoder(
+            self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            d_ff=self.d_ff,
+            ffn=self.ffn,
+            dropout=self.dropout,
+            kernel_initializer=init,
+            output_kernel_initializer=residual_init,
+            dtype=self.dtype_policy,
+            name=f"block_{index}",
+            **options,
+        )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight=sample_weight, training=training)
+        if self.aux_loss_tracker is not None and training and self.losses:
+            self.aux_loss_tracker.update_state(ops.sum(ops.stack(self.losses)))
+        return loss
 
     def _check_length(self, length):
         if isinstance(length, int) and length > self.seq_len:
@@ -143,7 +197,8 @@ class TransformerLM(keras.Model):
         if not self.built:
             self.build()
         head_dim = self.d_model // self.num_heads
-        shape = (self.num_layers, batch_size, 2, max_length, self.num_heads, head_dim)
+        kv_heads = self.num_kv_heads or self.num_heads
+        shape = (self.num_layers, batch_size, 2, max_length, kv_heads, head_dim)
         return ops.zeros(shape, dtype=self.compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
@@ -179,4 +234,8 @@ class TransformerLM(keras.Model):
             "dropout": self.dropout,
             "positions": self.positions,
             "tie_embeddings": self.tie_embeddings,
+            "block": self.block,
+            "num_kv_heads": self.num_kv_heads,
+            "ffn": self.ffn,
+            "expert_options": self.expert_options,
         }

@@ -1,0 +1,46 @@
+"""Shared helpers for the expert-layer tests: backend-neutral gradients and .keras round trips."""
+
+import keras
+import numpy as np
+
+
+def loss_and_gradients(layer, x, loss_fn, include_aux=True):
+    """Gradients of `loss_fn(layer(x, training=True))` (+ the layer's added losses) with respect
+    to every trainable variable, as numpy arrays keyed by variable path."""
+    variables = layer.trainable_variables
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            y = layer(x, training=True)
+            loss = loss_fn(y)
+            if include_aux:
+                loss = loss + sum(layer.losses)
+        grads = tape.gradient(loss, variables)
+    else:
+        import jax
+
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def f(trainable):
+            y, _, losses = layer.stateless_call(
+                trainable, non_trainable, x, training=True, return_losses=True
+            )
+            loss = loss_fn(y)
+            if include_aux:
+                loss = loss + sum(losses)
+            return loss
+
+        grads = jax.grad(f)([v.value for v in variables])
+    return {v.path: np.asarray(keras.ops.convert_to_numpy(g)) for v, g in zip(variables, grads)}
+
+
+def round_trip(layer, x, tmp_path):
+    """Saves a one-layer model to .keras, loads it, returns (before, after) inference outputs."""
+    model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+    before = keras.ops.convert_to_numpy(model(x, training=False))
+    path = tmp_path / "layer.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    after = keras.ops.convert_to_numpy(loaded(x, training=False))
+    return before, after
