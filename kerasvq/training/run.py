@@ -22,13 +22,23 @@ from kerasvq.config.lm import LMConfig
 from kerasvq.data.lm_data import load_lm_data
 from kerasvq.data.windows import WindowDataset, count_windows
 from kerasvq.errors import UserError
+from kerasvq.metrics.moe import RoutingLogger
 from kerasvq.models.build import build_language_model
 from kerasvq.runs import RunPaths
+from kerasvq.sampling import SamplingConfig
 from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger, async_safe
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from kerasvq.training.metrics import CrossEntropy, Perplexity
 from kerasvq.training.optimizers import adamw_for
+from kerasvq.training.sample_text import SampleTextLogger
 from kerasvq.training.schedules import warmup_cosine
+
+# Written to TensorBoard's text tab as greedy continuations at epoch ends (at most 10 times).
+SAMPLE_PROMPTS = [
+    "O setor de infraestrutura logística brasileira debate",
+    "Na manhã desta segunda-feira, o Banco Central anunciou",
+    "Para instalar o programa, abra o terminal e",
+]
 
 
 def plan_steps(cfg: LMConfig, train_tokens: int) -> dict:
@@ -168,6 +178,10 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
         keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
                                       restore_best_weights=True),
         TensorBoardLogger(paths.tensorboard),
+        SampleTextLogger(paths.tensorboard / "samples", data.tokenizer, SAMPLE_PROMPTS,
+                         SamplingConfig(greedy=True, max_new_tokens=min(40, cfg.data.seq_len // 2)),
+                         every=math.ceil(steps["epochs_to_run"] / 10)),
+        *([RoutingLogger(paths.tensorboard)] if cfg.model.ffn != "dense" else []),
         history,
         *extra_callbacks,
     ]
