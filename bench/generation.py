@@ -1,40 +1,78 @@
-"""Generation speed with and without the KV cache, on a v5-shaped Transformer (random weights).
+"""Greedy generation speed of a v5-shaped Transformer (random weights), with and without the
+KV cache, next to keras-hub's `GPT2CausalLM.generate` with a backbone of the same shape.
 
-    python bench/generation.py [--batch 8] [--new-tokens 32] [--prompt-len 16]
+    python bench/generation.py --batches 1 8 --new-tokens 32               # CPU
+    KERAS_BACKEND=jax python bench/generation.py --batches 1 32 --new-tokens 240 --keras-hub
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from kerasvq.generation import generate
+from kerasvq.models.transformer_lm import TransformerLM
+from kerasvq.sampling import SamplingConfig
 
-from kerasvq.generation import generate  # noqa: E402
-from kerasvq.models.transformer_lm import TransformerLM  # noqa: E402
-from kerasvq.sampling import SamplingConfig  # noqa: E402
+SHAPE = dict(vocab_size=4000, seq_len=256, d_model=256, num_layers=4, num_heads=8, d_ff=1024)
+
+
+def timed(fn, repeats=2):
+    fn()  # compiles
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def kerasvq_speed(prompts, new_tokens, use_cache):
+    model = TransformerLM(**SHAPE, dropout=0.0)
+    model(np.zeros((1, 8), "int32"))
+    cfg = SamplingConfig(greedy=True, max_new_tokens=new_tokens, stop_at_eos=False)
+    return timed(lambda: generate(model, prompts.tolist(), cfg, use_cache=use_cache))
+
+
+def keras_hub_speed(prompts, new_tokens):
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=SHAPE["vocab_size"], num_layers=SHAPE["num_layers"],
+        num_heads=SHAPE["num_heads"], hidden_dim=SHAPE["d_model"],
+        intermediate_dim=SHAPE["d_ff"], max_sequence_length=SHAPE["seq_len"], dropout=0.0,
+    )
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None, sampler="greedy")
+    batch, prompt_len = prompts.shape
+    token_ids = np.zeros((batch, prompt_len + new_tokens), "int32")
+    token_ids[:, :prompt_len] = prompts
+    padding_mask = np.zeros_like(token_ids, dtype=bool)
+    padding_mask[:, :prompt_len] = True
+    inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+    return timed(lambda: causal_lm.generate(inputs, stop_token_ids=None))
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--batch", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--prompt-len", type=int, default=16)
+    parser.add_argument("--uncached", action="store_true", help="also time the uncached path")
+    parser.add_argument("--keras-hub", action="store_true", help="also time keras-hub's GPT2CausalLM")
     args = parser.parse_args()
-    model = TransformerLM(vocab_size=4000, seq_len=256, d_model=256, num_layers=4, num_heads=8, d_ff=1024)
-    model(np.zeros((1, 8), "int32"))
-    prompts = np.random.default_rng(0).integers(2, 4000, (args.batch, args.prompt_len)).tolist()
-    cfg = SamplingConfig(greedy=True, max_new_tokens=args.new_tokens, stop_at_eos=False)
-    print(f"{'path':<10} {'seconds':>8} {'new tokens/s':>13}")
-    for use_cache in (True, False):
-        generate(model, prompts, cfg, use_cache=use_cache)  # compiles
-        start = time.perf_counter()
-        generate(model, prompts, cfg, use_cache=use_cache)
-        seconds = time.perf_counter() - start
-        name = "cached" if use_cache else "uncached"
-        print(f"{name:<10} {seconds:>8.2f} {args.batch * args.new_tokens / seconds:>13.1f}")
+    rows = []
+    for batch in args.batches:
+        prompts = np.random.default_rng(0).integers(2, SHAPE["vocab_size"], (batch, args.prompt_len))
+        paths = [("kerasvq cached", lambda: kerasvq_speed(prompts, args.new_tokens, True))]
+        if args.uncached:
+            paths.append(("kerasvq uncached", lambda: kerasvq_speed(prompts, args.new_tokens, False)))
+        if args.keras_hub:
+            paths.append(("keras-hub GPT2", lambda: keras_hub_speed(prompts, args.new_tokens)))
+        for name, run in paths:
+            seconds = run()
+            rows.append((name, batch, seconds, batch * args.new_tokens / seconds))
+    print(f"prompt {args.prompt_len} tokens, {args.new_tokens} new tokens, greedy")
+    print(f"{'path':<18} {'batch':>6} {'seconds':>9} {'new tokens/s':>13}")
+    for name, batch, seconds, speed in rows:
+        print(f"{name:<18} {batch:>6} {seconds:>9.3f} {speed:>13,.0f}")
 
 
 if __name__ == "__main__":
