@@ -74,9 +74,13 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_language_model(cfg)
     compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
+    total_steps = warmup_steps + steps + cfg.train.steps_per_execution
+    needed = total_steps * batch_size * cfg.data.seq_len + 1
+    if len(stream) < needed:  # repeat the real tokens rather than run out of data mid-timing
+        stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
     batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True)
     timer = StepTimer(warmup_steps, steps)
-    history = model.fit(batches, epochs=1, steps_per_epoch=warmup_steps + steps + cfg.train.steps_per_execution, callbacks=[timer], verbose=0)
+    history = model.fit(batches, epochs=1, steps_per_epoch=total_steps, callbacks=[timer], verbose=0)
     timed_steps = timer.timed_steps
     seconds = timer.end - timer.start
     return {
