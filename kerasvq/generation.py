@@ -29,10 +29,11 @@ import keras
 from keras import ops
 
 from kerasvq.errors import UserError
-from kerasvq.sampling import SamplingConfig, sample_next, token_presence
+from kerasvq.sampling import SamplingConfig, apply_repetition_penalty, sample_next, token_presence
 
 
 _COMPILED = weakref.WeakKeyDictionary()
+_LOOPS = weakref.WeakKeyDictionary()
 
 
 def _compile(fn, model):
@@ -69,6 +70,52 @@ def compiled_steps(model):
     return _COMPILED[model]
 
 
+def _greedy_loop(model, penalty: float, stop_at_eos: bool):
+    """The whole greedy decode as one compiled `while_loop` (no host round trip per token),
+    compiled once per model and setting. Same column rule as the step-by-step loop in
+    `generate`, which stays the reference (the tests compare the two)."""
+    key = (penalty, stop_at_eos)
+    loops = _LOOPS.setdefault(model, {})
+    if key in loops:
+        return loops[key]
+
+    def run(buffer, in_prompt, limits, cache, last, presence, start, total, eos_id):
+        batch = ops.shape(buffer)[0]
+
+        def body(index, buffer, cache, last, presence, done, stopped):
+            logits = ops.cast(last, "float32")
+            if penalty != 1.0:
+                logits = apply_repetition_penalty(logits, presence, penalty)
+            proposal = ops.cast(ops.argmax(logits, axis=-1), "int32")
+            prompt_column = ops.take(buffer, index, axis=1)
+            in_prompt_now = ops.take(in_prompt, index, axis=1)
+            generating = ops.logical_and(ops.logical_and(ops.logical_not(in_prompt_now), ops.logical_not(done)),
+                                         index < limits)
+            column = ops.where(in_prompt_now, prompt_column, ops.where(generating, proposal, 0))
+            buffer = ops.slice_update(buffer, [0, index], ops.expand_dims(column, 1))
+            if penalty != 1.0:
+                hit = ops.one_hot(column, ops.shape(presence)[-1], dtype="float32")
+                presence = ops.maximum(presence, hit * ops.cast(generating, "float32")[:, None])
+            if stop_at_eos:
+                newly = ops.logical_and(generating, column == eos_id)
+                stopped = ops.logical_or(stopped, newly)
+                done = ops.logical_or(done, newly)
+            done = ops.logical_or(done, index + 1 >= limits)
+            logits, cache = model.call_with_cache(ops.expand_dims(column, 1), cache, index)
+            return index + 1, buffer, cache, ops.cast(logits[:, -1, :], "float32"), presence, done, stopped
+
+        def cond(index, buffer, cache, last, presence, done, stopped):
+            return ops.logical_and(index < total, ops.logical_not(ops.all(done)))
+
+        state = (start, buffer, cache, ops.cast(last, "float32"), presence,
+                 ops.zeros((batch,), "bool"), ops.zeros((batch,), "bool"))
+        _, buffer, _, _, _, _, stopped = ops.while_loop(cond, body, state)
+        return buffer, stopped
+
+    loops[key] = _compile(run, model)
+    return loops[key]
+
+
 def _prepare(prompts, seq_len, max_new_tokens):
     if not prompts:
         raise UserError("no prompts given; expected at least one prompt")
@@ -81,8 +128,12 @@ def _prepare(prompts, seq_len, max_new_tokens):
     return [list(p)[-keep:] for p in prompts], truncated
 
 
-def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, use_cache: bool = True):
+def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, use_cache: bool = True,
+             reference_loop: bool = False):
     """Generates continuations of `prompts` (lists of token ids).
+
+    Cached greedy decoding runs as one compiled loop; `reference_loop=True` forces the
+    step-by-step Python loop (one compiled model step per token), which sampling always uses.
 
     Returns one dict per prompt: `prompt_ids`, `token_ids` (new tokens, the end-of-sequence
     token excluded), `stopped_at_eos`, `prompt_truncated`.
@@ -118,28 +169,40 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
         last = logits[:, -1, :]
     done = np.zeros(batch, dtype=bool)
     stopped = np.zeros(batch, dtype=bool)
-    for index in range(start, total):
-        if not use_cache:
-            # The whole buffer each step: one input shape (one compilation on JAX), and the
-            # causal model's logits at index - 1 do not depend on the columns after it.
-            last = forward(ops.convert_to_tensor(buffer))[:, index - 1, :]
-        proposal = ops.convert_to_numpy(sample_next(last, config, seed_gen, presence)).astype("int32")
-        generating = ~in_prompt[:, index] & ~done & (index < lengths + config.max_new_tokens)
-        column = np.where(in_prompt[:, index], buffer[:, index], np.where(generating, proposal, 0))
-        buffer[:, index] = column
-        if presence is not None:
-            hit = ops.one_hot(ops.convert_to_tensor(column), presence.shape[-1], dtype="float32")
-            presence = ops.maximum(presence, hit * ops.convert_to_tensor(generating[:, None].astype("float32")))
-        if config.stop_at_eos:
-            newly = generating & (column == eos_id)
-            stopped |= newly
-            done |= newly
-        done |= index + 1 >= lengths + config.max_new_tokens
-        if done.all() or index + 1 == total:
-            break
-        if use_cache:
-            logits, cache = cached_step(ops.convert_to_tensor(column[:, None]), cache, index_tensor(index))
-            last = logits[:, -1, :]
+    if use_cache and config.greedy and not reference_loop:
+        # Presence is a dummy when there is no penalty: the compiled loop needs a fixed shape.
+        loop = _greedy_loop(model, float(config.repetition_penalty), bool(config.stop_at_eos))
+        if presence is None:
+            presence = ops.zeros((batch, 1), "float32")
+        out, stopped_t = loop(ops.convert_to_tensor(buffer), ops.convert_to_tensor(in_prompt),
+                              ops.convert_to_tensor((lengths + config.max_new_tokens).astype("int32")),
+                              cache, last, presence, index_tensor(start), index_tensor(total),
+                              index_tensor(-1 if eos_id is None else eos_id))
+        buffer = ops.convert_to_numpy(out).astype("int32")
+        stopped = ops.convert_to_numpy(stopped_t).astype(bool)
+    else:
+        for index in range(start, total):
+            if not use_cache:
+                # The whole buffer each step: one input shape (one compilation on JAX), and the
+                # causal model's logits at index - 1 do not depend on the columns after it.
+                last = forward(ops.convert_to_tensor(buffer))[:, index - 1, :]
+            proposal = ops.convert_to_numpy(sample_next(last, config, seed_gen, presence)).astype("int32")
+            generating = ~in_prompt[:, index] & ~done & (index < lengths + config.max_new_tokens)
+            column = np.where(in_prompt[:, index], buffer[:, index], np.where(generating, proposal, 0))
+            buffer[:, index] = column
+            if presence is not None:
+                hit = ops.one_hot(ops.convert_to_tensor(column), presence.shape[-1], dtype="float32")
+                presence = ops.maximum(presence, hit * ops.convert_to_tensor(generating[:, None].astype("float32")))
+            if config.stop_at_eos:
+                newly = generating & (column == eos_id)
+                stopped |= newly
+                done |= newly
+            done |= index + 1 >= lengths + config.max_new_tokens
+            if done.all() or index + 1 == total:
+                break
+            if use_cache:
+                logits, cache = cached_step(ops.convert_to_tensor(column[:, None]), cache, index_tensor(index))
+                last = logits[:, -1, :]
 
     results = []
     for i, p in enumerate(prompts):

@@ -43,6 +43,19 @@ def test_greedy_is_identical_with_and_without_cache(make):
     assert all(len(r["token_ids"]) == 6 for r in cached)
 
 
+@pytest.mark.parametrize("make", [
+    pytest.param(_transformer, marks=pytest.mark.backend_neutral, id="learned"),
+    pytest.param(_lstm, id="lstm"),
+])
+@pytest.mark.parametrize("penalty, eos", [(1.0, None), (1.3, 7)])
+def test_compiled_greedy_loop_matches_the_step_by_step_loop(make, penalty, eos):
+    model = make()
+    cfg = SamplingConfig(greedy=True, max_new_tokens=8, repetition_penalty=penalty, stop_at_eos=eos is not None)
+    fused = generate(model, PROMPTS, cfg, eos_id=eos)
+    stepped = generate(model, PROMPTS, cfg, eos_id=eos, reference_loop=True)
+    assert fused == stepped
+
+
 def test_a_batch_gives_each_prompt_its_own_continuation():
     model = _transformer()
     cfg = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
