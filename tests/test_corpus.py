@@ -20,7 +20,8 @@ def _write(path, text: str | bytes, gz: bool = False):
 @pytest.mark.parametrize("gz", [False, True])
 def test_reads_txt_one_document_per_line(tmp_path, gz):
     name = "c.txt.gz" if gz else "c.txt"
-    path = _write(tmp_path / name, "\ufeffPrimeiro documento.\n\n   \r\nSegundo documento.  \r\n", gz)
+    text = "\ufeffPrimeiro documento.\n\n   \r\nSegundo documento.  \r\n"
+    path = _write(tmp_path / name, text, gz)
     corpus = read_documents(path)
     assert corpus.documents == ["Primeiro documento.", "Segundo documento."]
     assert corpus.skipped_non_utf8 == 0 and corpus.files == [path] and corpus.words == 4

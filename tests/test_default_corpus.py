@@ -57,7 +57,8 @@ MALLARD = """<?xml version="1.0" encoding="utf-8"?>
   <title>Pesquisando por arquivos</title>
   <p>Você pode pesquisar por arquivos com base em seu nome ou tipo de arquivo diretamente
   no gerenciador de arquivos.</p>
-  <steps><item><p>Pressione <keyseq><key>Ctrl</key><key>F</key></keyseq> e digite.</p></item></steps>
+  <steps><item><p>Pressione <keyseq><key>Ctrl</key><key>F</key></keyseq> e digite.</p></item>
+  </steps>
   <screen>$ find ~ -name '*.txt'</screen>
 </page>"""
 
@@ -100,12 +101,14 @@ PLAIN = """
 
 def test_html_paragraphs_drop_head_scripts_code_and_chrome():
     paras = markup_paragraphs(GIMP_HTML)
-    assert "O objetivo deste filtro é remover olhos vermelhos de uma imagem & “corrigir” a foto." in paras
+    assert ("O objetivo deste filtro é remover olhos vermelhos de uma imagem & “corrigir” a foto."
+            in paras)
     assert "Primeiro item da lista" in paras and "Segundo item" in paras
     text = " ".join(paras)
     assert "gimp --batch" not in text and "var x" not in text and "Filtros" not in text
     lo = markup_paragraphs(LIBREOFFICE_HTML)
-    assert lo == ["Barra Localizar", "A barra Localizar pode ser utilizada para pesquisar o conteúdo."]
+    assert lo == ["Barra Localizar",
+                  "A barra Localizar pode ser utilizada para pesquisar o conteúdo."]
 
 
 def test_mallard_paragraphs_skip_info_and_screens():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import logging
 import random
 import zlib
 from pathlib import Path
@@ -123,6 +124,9 @@ def read_documents(path: str | Path, max_docs: int | None = None) -> Corpus:
         what = "folder has no .txt/.jsonl files with" if path.is_dir() and not files else "has no"
         raise UserError(f"{path}: corpus {what} documents (non-empty UTF-8 lines)"
                         + (f"; {skipped} non-UTF-8 lines skipped" if skipped else ""))
+    if skipped:
+        logging.getLogger(__name__).warning(
+            "%s: skipped %d lines that are not valid UTF-8", path, skipped)
     return Corpus(documents, skipped, read)
 
 
