@@ -124,3 +124,15 @@ def test_corpus_stats_command(tmp_path, capsys):
     assert "documents:              2" in out and "words:                  4" in out
     assert "non-UTF-8 lines skipped: 1" in out
     assert main(["corpus", "stats", str(tmp_path / "none.txt")]) == 2
+
+
+def test_resolve_default_uses_a_current_cached_corpus(tmp_path, monkeypatch, capsys):
+    from kerasvq.data.default_corpus import BUILDER_VERSION, default_corpus_path, stats_path
+
+    monkeypatch.setenv("KERASVQ_CACHE", str(tmp_path))
+    path = default_corpus_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("um documento\n", encoding="utf-8")
+    stats_path(path).write_text(json.dumps({"builder_version": BUILDER_VERSION}))
+    assert resolve_corpus("default") == path
+    assert capsys.readouterr().out == ""

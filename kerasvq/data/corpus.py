@@ -153,12 +153,16 @@ def split_documents(docs: list[str], val_fraction: float, seed: int
 def resolve_corpus(spec: str | Path) -> Path:
     """'default' -> the cached default pt-BR corpus (built on first use); else the user path."""
     if str(spec) == "default":
-        from kerasvq.data.default_corpus import build_default_corpus, default_corpus_path
+        from kerasvq.data.default_corpus import (
+            build_default_corpus,
+            default_corpus_path,
+            is_current,
+        )
 
         path = default_corpus_path()
-        if not path.exists():
-            print(f"building the default pt-BR corpus into {path} (first use; takes a few "
-                  "minutes: downloads Debian docs and dante-corpora)")
+        if not is_current(path):
+            print(f"building the default pt-BR corpus into {path} (first use; about 2 minutes: "
+                  "downloads Debian docs and dante-corpora)")
             build_default_corpus(path)
         return path
     path = Path(spec).expanduser()

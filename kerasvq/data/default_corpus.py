@@ -91,11 +91,14 @@ def source_documents(sources: list[Source], max_words: int = MAX_WORDS
     return documents, counts
 
 
-def _builder_version(corpus: Path) -> int | None:
+def is_current(corpus: Path) -> bool:
+    """True if `corpus` exists and was built by this version of the builder."""
     try:
-        return json.loads(stats_path(corpus).read_text(encoding="utf-8")).get("builder_version")
-    except (OSError, ValueError, AttributeError):
-        return None
+        stats = json.loads(stats_path(corpus).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return corpus.exists() and isinstance(stats, dict) and \
+        stats.get("builder_version") == BUILDER_VERSION
 
 
 def write_lines_atomic(path: Path, lines: list[str]) -> None:
@@ -123,7 +126,7 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
     """Builds the corpus into `output` (default `default_corpus_path()`) unless it exists."""
     output = Path(output) if output is not None else default_corpus_path()
     if output.exists() and not force:
-        if _builder_version(output) == BUILDER_VERSION:
+        if is_current(output):
             log(f"{output} already exists; use --force to rebuild it")
             return output
         log(f"{output} was built by another version of the corpus builder; rebuilding it")
@@ -185,7 +188,7 @@ def small_ptbr_corpus(max_docs: int = 1500, max_chars: int = 150_000,
     """A small real pt-BR corpus for tests: the first documents (at most `max_docs` and
     `max_chars` characters) of the PyPI-only build, cached beside it. Needs only PyPI."""
     source = pypi_corpus_path()
-    if not source.exists() or _builder_version(source) != BUILDER_VERSION:
+    if not is_current(source):
         build_default_corpus(source, pypi_only=True, log=log)
     small = source.with_name(f"ptbr-pypi-small-{max_docs}-{max_chars}.txt")
     if not small.exists() or small.stat().st_mtime < source.stat().st_mtime:
