@@ -110,6 +110,9 @@ def write_lines_atomic(path: Path, lines: list[str]) -> None:
             for line in lines:
                 f.write(line)
                 f.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
