@@ -7,8 +7,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def ptbr_corpus():
-    """Path of a small real pt-BR corpus (dante-corpora sentences, built through the real
-    corpus builder from PyPI and cached in the kerasvq cache)."""
+    """A small real pt-BR corpus (one document per line, about 150k characters of
+    dante-corpora news, monographs and tweets), built through the real PyPI-only corpus
+    builder on first use and cached under the kerasvq cache. Needs PyPI, not apt."""
     from kerasvq.data.default_corpus import small_ptbr_corpus
 
     return small_ptbr_corpus(log=lambda message: None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import logging
 import random
 import zlib
 from pathlib import Path
@@ -80,7 +81,7 @@ def _read_file(path: Path, documents: list[str], max_docs: int | None) -> int:
                 if max_docs is not None and len(documents) >= max_docs:
                     break
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 except UnicodeDecodeError:
                     skipped += 1
                     continue
@@ -123,6 +124,9 @@ def read_documents(path: str | Path, max_docs: int | None = None) -> Corpus:
         what = "folder has no .txt/.jsonl files with" if path.is_dir() and not files else "has no"
         raise UserError(f"{path}: corpus {what} documents (non-empty UTF-8 lines)"
                         + (f"; {skipped} non-UTF-8 lines skipped" if skipped else ""))
+    if skipped:
+        logging.getLogger(__name__).warning(
+            "%s: skipped %d lines that are not valid UTF-8", path, skipped)
     return Corpus(documents, skipped, read)
 
 
@@ -149,12 +153,16 @@ def split_documents(docs: list[str], val_fraction: float, seed: int
 def resolve_corpus(spec: str | Path) -> Path:
     """'default' -> the cached default pt-BR corpus (built on first use); else the user path."""
     if str(spec) == "default":
-        from kerasvq.data.default_corpus import build_default_corpus, default_corpus_path
+        from kerasvq.data.default_corpus import (
+            build_default_corpus,
+            default_corpus_path,
+            is_current,
+        )
 
         path = default_corpus_path()
-        if not path.exists():
-            print(f"building the default pt-BR corpus into {path} (first use; takes a few "
-                  "minutes: downloads Debian docs and dante-corpora)")
+        if not is_current(path):
+            print(f"building the default pt-BR corpus into {path} (first use; about 2 minutes: "
+                  "downloads Debian docs and dante-corpora)")
             build_default_corpus(path)
         return path
     path = Path(spec).expanduser()

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import tempfile
@@ -45,6 +46,8 @@ from kerasvq.paths import cache_dir
 
 MAX_WORDS = 300
 SEED = 1234
+# Bump when the output of the builder changes: a cached corpus of another version is rebuilt.
+BUILDER_VERSION = 1
 
 
 def default_corpus_path() -> Path:
@@ -88,6 +91,16 @@ def source_documents(sources: list[Source], max_words: int = MAX_WORDS
     return documents, counts
 
 
+def is_current(corpus: Path) -> bool:
+    """True if `corpus` exists and was built by this version of the builder."""
+    try:
+        stats = json.loads(stats_path(corpus).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return corpus.exists() and isinstance(stats, dict) and \
+        stats.get("builder_version") == BUILDER_VERSION
+
+
 def write_lines_atomic(path: Path, lines: list[str]) -> None:
     """Writes one line per item via a temporary file + rename: never a truncated file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +110,9 @@ def write_lines_atomic(path: Path, lines: list[str]) -> None:
             for line in lines:
                 f.write(line)
                 f.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -113,12 +129,15 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
     """Builds the corpus into `output` (default `default_corpus_path()`) unless it exists."""
     output = Path(output) if output is not None else default_corpus_path()
     if output.exists() and not force:
-        log(f"{output} already exists; use --force to rebuild it")
-        return output
+        if is_current(output):
+            log(f"{output} already exists; use --force to rebuild it")
+            return output
+        log(f"{output} was built by another version of the corpus builder; rebuilding it")
     start = time.monotonic()
     cache = cache_dir()
     sources: list[Source] = []
     notes: list[str] = []
+    debs: dict[str, Path] = {}
     if pypi_only:
         notes.append("PyPI part only (--pypi-only)")
     else:
@@ -150,8 +169,11 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
     totals = {k: sum(c[k] for c in counts.values()) for k in ("documents", "words", "characters")}
     seconds = round(time.monotonic() - start, 1)
     save_json(stats_path(output), {
+        "builder_version": BUILDER_VERSION,
         "sources": counts, "total": totals, "notes": notes, "pypi_only": pypi_only,
-        "dante_corpora_version": DANTE_VERSION, "max_words_per_document": MAX_WORDS,
+        "dante_corpora_version": DANTE_VERSION,
+        "debian_packages": sorted(deb.name for deb in debs.values()),
+        "max_words_per_document": MAX_WORDS,
         "seed": SEED, "build_seconds": seconds,
     })
     width = max(len(name) for name in counts)
@@ -169,10 +191,11 @@ def small_ptbr_corpus(max_docs: int = 1500, max_chars: int = 150_000,
     """A small real pt-BR corpus for tests: the first documents (at most `max_docs` and
     `max_chars` characters) of the PyPI-only build, cached beside it. Needs only PyPI."""
     source = pypi_corpus_path()
-    if not source.exists():
+    if not is_current(source):
         build_default_corpus(source, pypi_only=True, log=log)
     small = source.with_name(f"ptbr-pypi-small-{max_docs}-{max_chars}.txt")
     if not small.exists() or small.stat().st_mtime < source.stat().st_mtime:
+        log(f"writing {small}: the first documents of {source.name}")
         kept, chars = [], 0
         with open(source, encoding="utf-8") as f:
             for line in f:

@@ -63,16 +63,21 @@ def _cached_deb(deb_dir: Path, package: str) -> Path | None:
 
 
 def _apt_download(package: str, deb_dir: Path) -> str:
-    """Runs `apt-get download`; returns '' on success or the last line of its errors."""
-    result = subprocess.run(["apt-get", "download", package], cwd=deb_dir,
-                            capture_output=True, text=True)
-    if result.returncode == 0 and _cached_deb(deb_dir, package):
-        return ""
-    lines = [l for l in result.stderr.splitlines() if l.startswith("E:")] or ["failed"]
-    return lines[-1]
+    """Runs `apt-get download` in a private folder and moves the .deb into `deb_dir`; returns
+    '' on success or the last line of its errors."""
+    with tempfile.TemporaryDirectory(dir=deb_dir, prefix=".download-") as tmp:
+        result = subprocess.run(["apt-get", "download", package], cwd=tmp,
+                                capture_output=True, text=True)
+        deb = _cached_deb(Path(tmp), package)
+        if result.returncode == 0 and deb is not None:
+            os.replace(deb, deb_dir / deb.name)
+            return ""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("E:")]
+    return (lines or [f"apt-get exited with status {result.returncode}"])[-1]
 
 
-def fetch_debs(directory: Path, log: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, str]]:
+def fetch_debs(directory: Path, log: Callable[[str], None]
+               ) -> tuple[dict[str, Path], dict[str, str]]:
     """Downloads every package of DEBIAN_SOURCES once; returns ({package: .deb}, {package: why
     it is missing})."""
     packages = [p for s in DEBIAN_SOURCES for p in s.packages]

