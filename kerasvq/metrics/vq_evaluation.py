@@ -47,37 +47,32 @@ def faiss_baselines(x_train, x_test, num_heads: int = 4, nbits: int = 8, num_que
     d, k = x_train.shape[1], 2 ** nbits
     x_train = np.ascontiguousarray(x_train, dtype=np.float32)
     x_test = np.ascontiguousarray(x_test, dtype=np.float32)
+
+    def fit_pq(x):
+        pq = faiss.ProductQuantizer(d, num_heads, nbits)
+        pq.train(x)
+        return pq.compute_codes, pq.decode
+
+    def fit_opq_pq(x):
+        opq = faiss.OPQMatrix(d, num_heads)
+        opq.train(x)
+        encode, decode = fit_pq(opq.apply(x))
+        return (lambda v: encode(opq.apply(v))), (lambda c: opq.reverse_transform(decode(c)))
+
+    def fit_rq(x):
+        rq = faiss.ResidualQuantizer(d, num_heads, nbits)
+        rq.train(x)
+        return rq.compute_codes, rq.decode
+
+    codes_out = {} if codes_out is None else codes_out
     results = {}
-
-    start = time.time()
-    pq = faiss.ProductQuantizer(d, num_heads, nbits)
-    pq.train(x_train)
-    codes = pq.compute_codes(x_test)
-    codes_out = {} if codes_out is None else codes_out
-    codes_out["faiss_pq"] = _faiss_codes(codes, num_heads, nbits)
-    results["faiss_pq"] = _summary(codes_out["faiss_pq"], x_test, pq.decode(codes), k, num_queries)
-    results["faiss_pq"]["fit_seconds"] = time.time() - start
-
-    start = time.time()
-    opq = faiss.OPQMatrix(d, num_heads)
-    opq.train(x_train)
-    pq2 = faiss.ProductQuantizer(d, num_heads, nbits)
-    pq2.train(opq.apply(x_train))
-    codes = pq2.compute_codes(opq.apply(x_test))
-    decoded = opq.reverse_transform(pq2.decode(codes))
-    codes_out = {} if codes_out is None else codes_out
-    codes_out["faiss_opq_pq"] = _faiss_codes(codes, num_heads, nbits)
-    results["faiss_opq_pq"] = _summary(codes_out["faiss_opq_pq"], x_test, decoded, k, num_queries)
-    results["faiss_opq_pq"]["fit_seconds"] = time.time() - start
-
-    start = time.time()
-    rq = faiss.ResidualQuantizer(d, num_heads, nbits)
-    rq.train(x_train)
-    codes = rq.compute_codes(x_test)
-    codes_out = {} if codes_out is None else codes_out
-    codes_out["faiss_rq"] = _faiss_codes(codes, num_heads, nbits)
-    results["faiss_rq"] = _summary(codes_out["faiss_rq"], x_test, rq.decode(codes), k, num_queries)
-    results["faiss_rq"]["fit_seconds"] = time.time() - start
+    for name, fit in (("faiss_pq", fit_pq), ("faiss_opq_pq", fit_opq_pq), ("faiss_rq", fit_rq)):
+        start = time.time()
+        encode, decode = fit(x_train)
+        codes = encode(x_test)
+        codes_out[name] = _faiss_codes(codes, num_heads, nbits)
+        results[name] = _summary(codes_out[name], x_test, decode(codes), k, num_queries)
+        results[name]["fit_seconds"] = time.time() - start
     return results
 
 
