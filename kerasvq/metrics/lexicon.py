@@ -90,7 +90,7 @@ def cached_wordlist() -> Path:
 def fetch_wbrazilian(log=print) -> Path | None:
     """Copies Debian's `wbrazilian` list into the kerasvq cache (`apt-get download`, no
     install); returns its path, or None (with a logged reason) where apt is unavailable."""
-    from kerasvq.data.sources.debian import _apt_download, _cached_deb
+    from kerasvq.data.sources.debian import apt_download, cached_deb
 
     target = cached_wordlist()
     if target.is_file():
@@ -100,13 +100,13 @@ def fetch_wbrazilian(log=print) -> Path | None:
         return None
     deb_dir = cache_dir() / "debian" / "debs"
     deb_dir.mkdir(parents=True, exist_ok=True)
-    deb = _cached_deb(deb_dir, "wbrazilian")
+    deb = cached_deb(deb_dir, "wbrazilian")
     if deb is None:
-        error = _apt_download("wbrazilian", deb_dir)
+        error = apt_download("wbrazilian", deb_dir)
         if error:
             log(f"wbrazilian: {error}; using pyspellchecker's list alone")
             return None
-        deb = _cached_deb(deb_dir, "wbrazilian")
+        deb = cached_deb(deb_dir, "wbrazilian")
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True, capture_output=True)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -57,18 +57,18 @@ DEBIAN_SOURCES = (
 )
 
 
-def _cached_deb(deb_dir: Path, package: str) -> Path | None:
+def cached_deb(deb_dir: Path, package: str) -> Path | None:
     found = sorted(deb_dir.glob(f"{package}_*.deb"))
     return found[-1] if found else None
 
 
-def _apt_download(package: str, deb_dir: Path) -> str:
+def apt_download(package: str, deb_dir: Path) -> str:
     """Runs `apt-get download` in a private folder and moves the .deb into `deb_dir`; returns
     '' on success or the last line of its errors."""
     with tempfile.TemporaryDirectory(dir=deb_dir, prefix=".download-") as tmp:
         result = subprocess.run(["apt-get", "download", package], cwd=tmp,
                                 capture_output=True, text=True)
-        deb = _cached_deb(Path(tmp), package)
+        deb = cached_deb(Path(tmp), package)
         if result.returncode == 0 and deb is not None:
             os.replace(deb, deb_dir / deb.name)
             return ""
@@ -88,19 +88,19 @@ def fetch_debs(directory: Path, log: Callable[[str], None]
     debs, missing = {}, {}
     updated = False
     for package in packages:
-        deb = _cached_deb(deb_dir, package)
+        deb = cached_deb(deb_dir, package)
         if deb is None:
             log(f"apt-get download {package}")
-            error = _apt_download(package, deb_dir)
+            error = apt_download(package, deb_dir)
             if error and not updated and hasattr(os, "geteuid") and os.geteuid() == 0:
                 log("apt-get update (package lists missing or stale)")
                 subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
                 updated = True
-                error = _apt_download(package, deb_dir)
+                error = apt_download(package, deb_dir)
             if error:
                 missing[package] = error
                 continue
-            deb = _cached_deb(deb_dir, package)
+            deb = cached_deb(deb_dir, package)
         debs[package] = deb
     return debs, missing
 
