@@ -23,6 +23,19 @@ def main_wrapper(run):
         sys.exit(2)
 
 
+def add_lexicon_option(parser):
+    parser.add_argument("--wbrazilian", action="store_true",
+                        help="add Debian's wbrazilian word list (apt-get download into the kerasvq cache)")
+
+
+def prepare_lexicon(args):
+    """Fetches the optional word list before any scoring, when `--wbrazilian` was given."""
+    if args.wbrazilian:
+        from kerasvq.metrics.lexicon import fetch_wbrazilian
+
+        fetch_wbrazilian()
+
+
 def write_json(path, data):
     from kerasvq.config.base import save_json
     from kerasvq.comparison import json_ready

@@ -8,7 +8,9 @@ JSON and a markdown table (plus each model's results and samples JSON).
 import argparse
 from pathlib import Path
 
-from _common import DEFAULT_PROMPTS, DEFAULT_REGISTRY, main_wrapper, write_json
+from _common import (  # noqa: E402
+    DEFAULT_PROMPTS, DEFAULT_REGISTRY, add_lexicon_option, main_wrapper, prepare_lexicon, write_json,
+)
 
 
 def run():
@@ -20,13 +22,9 @@ def run():
     parser.add_argument("--max-tokens", type=int, help="score whole documents up to about this many tokens")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--registry", default=str(DEFAULT_REGISTRY))
-    parser.add_argument("--wbrazilian", action="store_true",
-                        help="add Debian's wbrazilian word list (apt-get download into the kerasvq cache)")
+    add_lexicon_option(parser)
     args = parser.parse_args()
-    if args.wbrazilian:
-        from kerasvq.metrics.lexicon import fetch_wbrazilian
-
-        fetch_wbrazilian()
+    prepare_lexicon(args)
 
     from kerasvq.comparison import compare, comparison_markdown, evaluate_and_sample
     from kerasvq.registry import resolve_model

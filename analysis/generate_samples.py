@@ -6,7 +6,9 @@
 
 import argparse
 
-from _common import DEFAULT_PROMPTS, DEFAULT_REGISTRY, main_wrapper, write_json
+from _common import (  # noqa: E402
+    DEFAULT_PROMPTS, DEFAULT_REGISTRY, add_lexicon_option, main_wrapper, prepare_lexicon, write_json,
+)
 
 
 def run():
@@ -18,13 +20,9 @@ def run():
     parser.add_argument("--seed", type=int, help="override the sampled setting's seed")
     parser.add_argument("--corpus", help="human baseline from the val split of this corpus")
     parser.add_argument("--registry", default=str(DEFAULT_REGISTRY))
-    parser.add_argument("--wbrazilian", action="store_true",
-                        help="add Debian's wbrazilian word list (apt-get download into the kerasvq cache)")
+    add_lexicon_option(parser)
     args = parser.parse_args()
-    if args.wbrazilian:
-        from kerasvq.metrics.lexicon import fetch_wbrazilian
-
-        fetch_wbrazilian()
+    prepare_lexicon(args)
 
     from kerasvq.registry import resolve_model
 
