@@ -2,7 +2,10 @@
 KV cache, next to keras-hub's `GPT2CausalLM.generate` with a backbone of the same shape.
 
     python bench/generation.py --batches 1 8 --new-tokens 32               # CPU
-    KERAS_BACKEND=jax python bench/generation.py --batches 1 32 --new-tokens 240 --keras-hub
+    KERAS_BACKEND=jax python bench/generation.py --batches 1 32 --new-tokens 240 --keras-hub \
+        --steps-per-check 1 16
+
+"kerasvq cached/16" is the compiled greedy loop checking for the end every 16 tokens.
 """
 
 import argparse
@@ -10,7 +13,7 @@ import time
 
 import numpy as np
 
-from kerasvq.generation import generate
+from kerasvq.generation import STEPS_PER_CHECK, generate
 from kerasvq.models.transformer_lm import TransformerLM
 from kerasvq.sampling import SamplingConfig
 
@@ -25,11 +28,12 @@ def timed(fn, repeats=2):
     return (time.perf_counter() - start) / repeats
 
 
-def kerasvq_speed(prompts, new_tokens, use_cache):
+def kerasvq_speed(prompts, new_tokens, use_cache, steps_per_check=STEPS_PER_CHECK):
     model = TransformerLM(**SHAPE, dropout=0.0)
     model(np.zeros((1, 8), "int32"))
     cfg = SamplingConfig(greedy=True, max_new_tokens=new_tokens, stop_at_eos=False)
-    return timed(lambda: generate(model, prompts.tolist(), cfg, use_cache=use_cache))
+    return timed(lambda: generate(model, prompts.tolist(), cfg, use_cache=use_cache,
+                                  steps_per_check=steps_per_check))
 
 
 def keras_hub_speed(prompts, new_tokens):
@@ -55,13 +59,16 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--prompt-len", type=int, default=16)
+    parser.add_argument("--steps-per-check", type=int, nargs="+", default=[STEPS_PER_CHECK],
+                        help="decode steps between end-of-generation checks (one row each)")
     parser.add_argument("--uncached", action="store_true", help="also time the uncached path")
     parser.add_argument("--keras-hub", action="store_true", help="also time keras-hub's GPT2CausalLM")
     args = parser.parse_args()
     rows = []
     for batch in args.batches:
         prompts = np.random.default_rng(0).integers(2, SHAPE["vocab_size"], (batch, args.prompt_len))
-        paths = [("kerasvq cached", lambda: kerasvq_speed(prompts, args.new_tokens, True))]
+        paths = [(f"kerasvq cached/{k}", lambda k=k: kerasvq_speed(prompts, args.new_tokens, True, k))
+                 for k in args.steps_per_check]
         if args.uncached:
             paths.append(("kerasvq uncached", lambda: kerasvq_speed(prompts, args.new_tokens, False)))
         if args.keras_hub:
@@ -70,9 +77,9 @@ def main():
             seconds = run()
             rows.append((name, batch, seconds, batch * args.new_tokens / seconds))
     print(f"prompt {args.prompt_len} tokens, {args.new_tokens} new tokens, greedy")
-    print(f"{'path':<18} {'batch':>6} {'seconds':>9} {'new tokens/s':>13}")
+    print(f"{'path':<20} {'batch':>6} {'seconds':>9} {'new tokens/s':>13}")
     for name, batch, seconds, speed in rows:
-        print(f"{name:<18} {batch:>6} {seconds:>9.3f} {speed:>13,.0f}")
+        print(f"{name:<20} {batch:>6} {seconds:>9.3f} {speed:>13,.0f}")
 
 
 if __name__ == "__main__":

@@ -70,29 +70,40 @@ def compiled_steps(model):
     return _COMPILED[model]
 
 
-def _greedy_loop(model, penalty: float, stop_at_eos: bool):
-    """The whole greedy decode as one compiled `while_loop` (no host round trip per token),
-    compiled once per model and setting. Same column rule as the step-by-step loop in
-    `generate`, which stays the reference (the tests compare the two)."""
-    key = (penalty, stop_at_eos)
+STEPS_PER_CHECK = 16
+"""Decode steps the compiled greedy loop runs between two checks of its stop condition."""
+
+
+def _greedy_loop(model, penalty: float, stop_at_eos: bool, steps_per_check: int = STEPS_PER_CHECK):
+    """The whole greedy decode as one compiled loop, compiled once per model and setting.
+
+    The outer `while_loop` checks "every row done?" only once per `steps_per_check` steps:
+    the inner `fori_loop` has a trip count fixed at compile time, which XLA runs without
+    reading a predicate back to the host (on a GPU, that read is a sync per token). Steps past
+    `total` change nothing in the buffer. Same column rule as the step-by-step loop in
+    `generate`, which stays the reference (the tests compare the two).
+    """
+    key = (penalty, stop_at_eos, steps_per_check)
     loops = _LOOPS.setdefault(model, {})
     if key in loops:
         return loops[key]
 
     def run(buffer, in_prompt, limits, cache, last, presence, start, total, eos_id):
-        batch = ops.shape(buffer)[0]
+        batch, width = ops.shape(buffer)[0], ops.shape(buffer)[1]
 
-        def body(index, buffer, cache, last, presence, done, stopped):
+        def step(index, buffer, cache, last, presence, done, stopped):
+            active = index < total
+            at = ops.minimum(index, width - 1)  # past `total`: rewrite the last column as it is
             logits = ops.cast(last, "float32")
             if penalty != 1.0:
                 logits = apply_repetition_penalty(logits, presence, penalty)
             proposal = ops.cast(ops.argmax(logits, axis=-1), "int32")
-            prompt_column = ops.take(buffer, index, axis=1)
-            in_prompt_now = ops.take(in_prompt, index, axis=1)
+            prompt_column = ops.take(buffer, at, axis=1)
+            in_prompt_now = ops.logical_or(ops.take(in_prompt, at, axis=1), ops.logical_not(active))
             generating = ops.logical_and(ops.logical_and(ops.logical_not(in_prompt_now), ops.logical_not(done)),
                                          index < limits)
             column = ops.where(in_prompt_now, prompt_column, ops.where(generating, proposal, 0))
-            buffer = ops.slice_update(buffer, [0, index], ops.expand_dims(column, 1))
+            buffer = ops.slice_update(buffer, [0, at], ops.expand_dims(column, 1))
             if penalty != 1.0:
                 hit = ops.one_hot(column, ops.shape(presence)[-1], dtype="float32")
                 presence = ops.maximum(presence, hit * ops.cast(generating, "float32")[:, None])
@@ -101,15 +112,18 @@ def _greedy_loop(model, penalty: float, stop_at_eos: bool):
                 stopped = ops.logical_or(stopped, newly)
                 done = ops.logical_or(done, newly)
             done = ops.logical_or(done, index + 1 >= limits)
-            logits, cache = model.call_with_cache(ops.expand_dims(column, 1), cache, index)
+            logits, cache = model.call_with_cache(ops.expand_dims(column, 1), cache, at)
             return index + 1, buffer, cache, ops.cast(logits[:, -1, :], "float32"), presence, done, stopped
+
+        def steps(*state):
+            return ops.fori_loop(0, steps_per_check, lambda _, s: step(*s), state)
 
         def cond(index, buffer, cache, last, presence, done, stopped):
             return ops.logical_and(index < total, ops.logical_not(ops.all(done)))
 
         state = (start, buffer, cache, ops.cast(last, "float32"), presence,
                  ops.zeros((batch,), "bool"), ops.zeros((batch,), "bool"))
-        _, buffer, _, _, _, _, stopped = ops.while_loop(cond, body, state)
+        _, buffer, _, _, _, _, stopped = ops.while_loop(cond, steps, state)
         return buffer, stopped
 
     loops[key] = _compile(run, model)
@@ -129,11 +143,12 @@ def _prepare(prompts, seq_len, max_new_tokens):
 
 
 def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, use_cache: bool = True,
-             reference_loop: bool = False):
+             reference_loop: bool = False, steps_per_check: int = STEPS_PER_CHECK):
     """Generates continuations of `prompts` (lists of token ids).
 
-    Cached greedy decoding runs as one compiled loop; `reference_loop=True` forces the
-    step-by-step Python loop (one compiled model step per token), which sampling always uses.
+    Cached greedy decoding runs as one compiled loop that checks whether every row is done
+    once per `steps_per_check` tokens; `reference_loop=True` forces the step-by-step Python
+    loop (one compiled model step per token), which sampling always uses.
 
     Returns one dict per prompt: `prompt_ids`, `token_ids` (new tokens, the end-of-sequence
     token excluded), `stopped_at_eos`, `prompt_truncated`.
@@ -171,7 +186,8 @@ def generate(model, prompts, config: SamplingConfig = None, eos_id: int = None, 
     stopped = np.zeros(batch, dtype=bool)
     if use_cache and config.greedy and not reference_loop:
         # Presence is a dummy when there is no penalty: the compiled loop needs a fixed shape.
-        loop = _greedy_loop(model, float(config.repetition_penalty), bool(config.stop_at_eos))
+        loop = _greedy_loop(model, float(config.repetition_penalty), bool(config.stop_at_eos),
+                            int(steps_per_check))
         if presence is None:
             presence = ops.zeros((batch, 1), "float32")
         out, stopped_t = loop(ops.convert_to_tensor(buffer), ops.convert_to_tensor(in_prompt),

@@ -56,6 +56,19 @@ def test_compiled_greedy_loop_matches_the_step_by_step_loop(make, penalty, eos):
     assert fused == stepped
 
 
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("steps_per_check", [1, 5])
+def test_greedy_loop_checks_for_the_end_every_few_steps_without_changing_the_output(steps_per_check):
+    # 19 new tokens after a 5-token prompt fill all 24 positions, and 5 does not divide the
+    # step count, so the last checks run steps past the end of the buffer.
+    model = _transformer()
+    for cfg, eos in [(SamplingConfig(greedy=True, max_new_tokens=19, stop_at_eos=False), None),
+                     (SamplingConfig(greedy=True, max_new_tokens=7, stop_at_eos=True), 7)]:
+        fused = generate(model, PROMPTS, cfg, eos_id=eos, steps_per_check=steps_per_check)
+        stepped = generate(model, PROMPTS, cfg, eos_id=eos, reference_loop=True)
+        assert fused == stepped
+
+
 def test_a_batch_gives_each_prompt_its_own_continuation():
     model = _transformer()
     cfg = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
