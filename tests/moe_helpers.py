@@ -1,4 +1,4 @@
-"""Shared helpers for the expert-layer tests: backend-neutral gradients and .keras round trips."""
+"""Shared helpers for the layer tests: backend-neutral gradients and .keras round trips."""
 
 import keras
 import numpy as np
@@ -23,8 +23,9 @@ def loss_and_gradients(layer, x, loss_fn, include_aux=True):
         non_trainable = [v.value for v in layer.non_trainable_variables]
 
         def f(trainable):
+            training = {"training": True} if layer._call_has_training_arg else {}
             y, _, losses = layer.stateless_call(
-                trainable, non_trainable, x, training=True, return_losses=True
+                trainable, non_trainable, x, return_losses=True, **training
             )
             loss = loss_fn(y)
             if include_aux:

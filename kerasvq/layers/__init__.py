@@ -6,6 +6,7 @@ from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.rotary_embedding import RotaryEmbedding
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kerasvq.layers.swiglu import SwiGLU
+from kerasvq.layers.token_embedding import TokenEmbedding
 from kerasvq.layers.top_k_moe import TopKMoE
 from kerasvq.layers.transformer_decoder import TransformerDecoder
 from kerasvq.layers.vector_quantizer import VectorQuantizer

@@ -10,6 +10,8 @@ Example:
 import keras
 from keras import ops
 
+from kerasvq.layers.token_embedding import TokenEmbedding
+
 
 @keras.saving.register_keras_serializable(package="kerasvq")
 class LSTMLM(keras.Model):
@@ -39,7 +41,7 @@ class LSTMLM(keras.Model):
 
     def build(self, input_shape=None):
         policy = self.dtype_policy
-        self.token_embedding = keras.layers.Embedding(
+        self.token_embedding = TokenEmbedding(
             self.vocab_size, self.units, dtype=policy, name="token_embedding"
         )
         self.token_embedding.build((None, None))

@@ -15,6 +15,7 @@ from keras import ops
 
 from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from kerasvq.layers.token_embedding import TokenEmbedding
 from kerasvq.layers.transformer_decoder import TransformerDecoder
 
 
@@ -87,7 +88,7 @@ class TransformerLM(keras.Model):
         policy = self.dtype_policy
         init = keras.initializers.RandomNormal(stddev=0.02)
         residual_init = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
-        self.token_embedding = keras.layers.Embedding(
+        self.token_embedding = TokenEmbedding(
             self.vocab_size, self.d_model, embeddings_initializer=init, dtype=policy,
             name="token_embedding",
         )

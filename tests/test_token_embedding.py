@@ -1,0 +1,57 @@
+import keras
+import numpy as np
+import pytest
+
+from kerasvq.layers.token_embedding import TokenEmbedding
+from moe_helpers import loss_and_gradients, round_trip
+
+# Skewed ids, like real text: token 3 fills half of the positions.
+IDS = np.array([[3, 3, 5, 3, 0, 9], [3, 1, 3, 3, 9, 3]], dtype="int32")
+
+
+def _layer(gradient, dtype="float32"):
+    keras.utils.set_random_seed(0)
+    layer = TokenEmbedding(12, 8, gradient=gradient, dtype=dtype)
+    layer.build((None, None))
+    return layer
+
+
+def _weighted_sum(y):
+    return keras.ops.sum(keras.ops.cast(y, "float32") * np.arange(48).reshape(6, 8).astype("float32"))
+
+
+@pytest.mark.backend_neutral
+def test_matmul_gradient_equals_the_scatter_gradient():
+    lookup, scatter = _layer("one_hot_matmul"), _layer("scatter")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lookup(IDS)),
+                                  keras.ops.convert_to_numpy(scatter(IDS)))
+    (grad,) = loss_and_gradients(lookup, IDS, _weighted_sum).values()
+    (expected,) = loss_and_gradients(scatter, IDS, _weighted_sum).values()
+    assert np.abs(expected[3]).sum() > 0 and not expected[2].any()
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.backend_neutral
+def test_mixed_precision_keeps_a_float32_table_and_a_close_gradient():
+    layer, reference = _layer("one_hot_matmul", "mixed_bfloat16"), _layer("scatter")
+    assert layer(IDS).dtype == "bfloat16" and layer.embeddings.dtype == "float32"
+    (grad,) = loss_and_gradients(layer, IDS, _weighted_sum).values()
+    (expected,) = loss_and_gradients(reference, IDS, _weighted_sum).values()
+    np.testing.assert_allclose(grad, expected, rtol=2e-2)
+
+
+def test_round_trip_and_bad_gradient_name(tmp_path):
+    before, after = round_trip(_layer("one_hot_matmul"), IDS, tmp_path)
+    np.testing.assert_array_equal(before, after)
+    with pytest.raises(ValueError, match="gradient must be one of"):
+        TokenEmbedding(12, 8, gradient="sorted")
+
+
+def test_auto_uses_the_scatter_on_this_cpu(monkeypatch):
+    import kerasvq.layers.token_embedding as module
+
+    layer = _layer("auto")
+    calls = []
+    monkeypatch.setattr(keras.layers.Embedding, "call", lambda self, ids: calls.append(1) or 0)
+    layer(IDS)
+    assert calls == [1] and not module.on_accelerator()
