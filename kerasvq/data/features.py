@@ -107,8 +107,10 @@ def write_features(path, values, registry: FeatureRegistry, dataset: str = DEFAU
             rows = np.array(list(zip(registry.names, registry.categories, registry.aggregations)),
                             dtype=[(field, text) for field in _REGISTRY_FIELDS])
             f.create_dataset(registry_path(dataset), data=rows)
-            for category, factors in (latents or {}).items():
-                f.create_dataset(f"{LATENTS_GROUP}/{category}", data=np.asarray(factors, dtype=np.float32))
+            if latents:
+                group = f.create_group(LATENTS_GROUP, track_order=True)
+                for category, factors in latents.items():
+                    group.create_dataset(category, data=np.asarray(factors, dtype=np.float32))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
