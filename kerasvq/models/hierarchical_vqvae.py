@@ -35,6 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasvq.data.feature_groups import validate_groups
 from kerasvq.errors import UserError
 from kerasvq.layers.grouped_feature_encoder import GroupedFeatureEncoder, mlp_layers
 from kerasvq.layers.vector_quantizer import VectorQuantizer, cross_correlation_loss
@@ -44,29 +45,6 @@ DEFAULT_LEVELS = (
     {"name": "medium", "dim": 16, "codebook_size": 256},
     {"name": "fine", "dim": 8, "codebook_size": 512},
 )
-
-
-def check_groups(groups: dict, num_features: int, where: str = "group_indices") -> None:
-    """Every column in 0..num_features-1 belongs to exactly one group (one-line UserError)."""
-    seen: dict[int, str] = {}
-    for name, cols in groups.items():
-        if len(cols) == 0:
-            raise UserError(f"{where}: category {name!r} has no columns")
-        for i in cols:
-            if not 0 <= int(i) < num_features:
-                raise UserError(
-                    f"{where}: category {name!r} has column index {int(i)} out of range 0..{num_features - 1}"
-                )
-            if int(i) in seen:
-                raise UserError(
-                    f"{where}: column {int(i)} is in both categories {seen[int(i)]!r} and {name!r}"
-                )
-            seen[int(i)] = name
-    if len(seen) != num_features:
-        missing = next(i for i in range(num_features) if i not in seen)
-        raise UserError(
-            f"{where}: column {missing} belongs to no category ({len(seen)} of {num_features} columns covered)"
-        )
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
@@ -90,9 +68,8 @@ class HierarchicalVQVAE(keras.Model):
                  encoder_overrides=None, commitment_cost: float = 0.45, decay: float = 0.99,
                  orthogonality_weight: float = 0.1, informativeness_weight: float = 0.5, **kwargs):
         super().__init__(**kwargs)
-        self.groups = {str(g): [int(i) for i in cols] for g, cols in groups.items()}
         self.num_features = int(num_features)
-        check_groups(self.groups, self.num_features)
+        self.groups = validate_groups(dict(groups), self.num_features, "HierarchicalVQVAE groups")
         self.levels = [dict(name=str(l["name"]), dim=int(l["dim"]), codebook_size=int(l["codebook_size"]))
                        for l in levels]
         if not self.levels:
@@ -198,10 +175,9 @@ class HierarchicalVQVAE(keras.Model):
 
     # ---- numpy API ------------------------------------------------------------------------
     def set_normalization(self, mean, std):
-        """Stores the (training split's) per-feature mean and std; std ≤ 1e-8 counts as 1."""
-        std = np.asarray(std, np.float32)
+        """Stores the training split's per-feature mean and std (`fit_normalization`)."""
         self.feature_mean.assign(np.asarray(mean, np.float32))
-        self.feature_std.assign(np.where(std > 1e-8, std, 1.0).astype(np.float32))
+        self.feature_std.assign(np.asarray(std, np.float32))
 
     def normalize(self, x) -> np.ndarray:
         return ops.convert_to_numpy(self._normalize(self._check(x)))
