@@ -160,6 +160,24 @@ def load_json(path: str | os.PathLike) -> dict:
     return data
 
 
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Reads a config object from a `.yaml`/`.yml` (YAML) or any other (JSON) file."""
+    path = Path(path)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return load_json(path)
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; expected a YAML config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def save_json(path: str | os.PathLike, data: Any) -> Path:
     """Writes JSON atomically (temporary file + rename), so a crash never leaves half a file."""
     path = Path(path)
