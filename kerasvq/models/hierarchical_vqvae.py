@@ -106,9 +106,9 @@ class HierarchicalVQVAE(keras.Model):
 
     def build(self, input_shape=None):
         self.feature_mean = self.add_weight(name="feature_mean", shape=(self.num_features,),
-                                            initializer="zeros", trainable=False, dtype="float32")
+                                            initializer="zeros", trainable=False, dtype="float32", autocast=False)
         self.feature_std = self.add_weight(name="feature_std", shape=(self.num_features,),
-                                           initializer="ones", trainable=False, dtype="float32")
+                                           initializer="ones", trainable=False, dtype="float32", autocast=False)
         self.encoder.build((None, self.num_features))
         dims = self.encoder.output_dims
         for level, vq, down, up in zip(self.levels, self.quantizers, self.down, self.up):
