@@ -179,3 +179,33 @@ def test_resume_continues_the_same_run(tiny_run, tmp_path, monkeypatch):
     # the restored run starts where the first one ended: its loss continues the curve
     assert again["history"]["loss"][0] < 1.5 * summary["history"]["loss"][-1]
     assert len((copy / "versions/hvq-tiny/logs/history.csv").read_text().strip().splitlines()) == 1 + 13
+
+
+def test_mapping_modes_registry_auto_file(tmp_path, monkeypatch):
+    from kerasvq.config.hvqvae import load_hvqvae_config
+    from kerasvq.data.feature_groups import groups_from_registry, save_groups
+    from kerasvq.data.features import write_features
+    from kerasvq.training.hvqvae_run import load_table, resolve_groups
+
+    monkeypatch.setenv("KERASVQ_HOME", str(tmp_path))
+    values, registry = demo_data(300)
+    write_features(tmp_path / "d.h5", values, registry)
+    truth = groups_from_registry(registry)
+    save_groups(tmp_path / "g.json", truth, values.shape[1])
+    base = [f"data.features={tmp_path / 'd.h5'}"]
+    for sets, check in (
+        ([], lambda g: g == truth),
+        (["data.category_mapping=auto", "data.num_groups=4"], lambda g: len(g) == 4),
+        (["data.category_mapping=file", f"data.category_mapping_file={tmp_path / 'g.json'}"], lambda g: g == truth),
+    ):
+        cfg = load_hvqvae_config("versions/hvqvae-demo/config.yaml", base + sets)
+        table, train_idx, _ = load_table(cfg)
+        groups = resolve_groups(cfg, table, train_idx)
+        assert check(groups) and sorted(i for c in groups.values() for i in c) == list(range(values.shape[1]))
+    cfg = load_hvqvae_config("versions/hvqvae-demo/config.yaml", base + ["data.category_mapping=checkpoint"])
+    with pytest.raises(UserError, match="category mapping file not found"):
+        resolve_groups(cfg, *load_table(cfg)[:2])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_hvqvae_config(bad)
