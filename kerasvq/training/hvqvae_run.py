@@ -112,7 +112,8 @@ def train_hvqvae(cfg, resume: bool = False, verbose: int = 2):
                                "num_samples": int(table.values.shape[0]), "num_features": int(table.values.shape[1]),
                                "mean": mean.tolist(), "std": std.tolist(), "config": to_dict(cfg)})
     model = build_hvqvae(cfg, groups, table.values.shape[1], mean, std)
-    if cfg.train.kmeans_init and not resume:
+    restored = (ckpt / "backup" / "training_metadata.json").is_file()  # else nothing to restore yet
+    if cfg.train.kmeans_init and not restored:
         rng = np.random.default_rng(cfg.train.seed)
         sample = x_train[np.sort(rng.choice(len(x_train), min(len(x_train), cfg.train.kmeans_sample), replace=False))]
         model.initialize_codebooks(sample, seed=cfg.train.seed)
