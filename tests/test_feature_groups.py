@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import pytest
 
 from kerasvq.data.feature_demo import make_demo_features
