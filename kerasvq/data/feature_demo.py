@@ -11,6 +11,9 @@ columns, the way a per-window feature is summarized over a sample:
   weights of the same network,
 - `<category>.<k>.cv`: std / |mean|, with the heavy tail clipped at the 99th percentile.
 
+Columns are ordered aggregation-major (all means, then all stds, then all cvs, each by
+category), so a category's 3 × `base_features_per_category` columns are not one range.
+
 Noise (`noise` × the column's spread, multiplicative for positive columns) is added before the
 cv is formed. Four or more latents per category under a nonlinear map mean three linear PCA
 coefficients per category cannot capture the category, while a small nonlinear
