@@ -146,18 +146,31 @@ def apply_overrides(data: dict, overrides: list[str], where: str = "--set") -> d
     return result
 
 
-def load_json(path: str | os.PathLike) -> dict:
-    """Reads a JSON object from `path`, with one-line errors for missing or invalid files."""
+def _read_object(path, kind: str, parse, errors) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: file not found; expected a JSON config")
+        raise UserError(f"{path}: file not found; expected a {kind} config")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+        data = parse(path.read_text(encoding="utf-8"))
+    except (*errors, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid {kind} ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object at the top level")
+        raise UserError(f"{path}: expected a {kind} object at the top level")
     return data
+
+
+def load_json(path: str | os.PathLike) -> dict:
+    """Reads a JSON object from `path`, with one-line errors for missing or invalid files."""
+    return _read_object(path, "JSON", json.loads, (json.JSONDecodeError,))
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Reads a config object from a `.yaml`/`.yml` (YAML) or any other (JSON) file."""
+    if Path(path).suffix.lower() not in (".yaml", ".yml"):
+        return load_json(path)
+    import yaml
+
+    return _read_object(path, "YAML", yaml.safe_load, (yaml.YAMLError,))
 
 
 def save_json(path: str | os.PathLike, data: Any) -> Path:

@@ -47,6 +47,26 @@ from keras import ops
 GRADIENTS = ("straight_through", "rotation")
 
 
+def cross_correlation_loss(parts) -> "Tensor":
+    """Mean squared cross-correlation between every pair of `parts` ((N, d_i) tensors).
+
+    Each column is centered and scaled to unit norm over the batch, so an entry of
+    `a.T @ b` is the Pearson correlation (the cosine of the centered columns) of one
+    dimension of `a` with one of `b`; 0 means the parts carry linearly unrelated signals.
+    The widths d_i may differ.
+    """
+    normed = [
+        VectorQuantizer._normalize(p - ops.mean(p, axis=0, keepdims=True), axis=0)
+        for p in (ops.cast(p, "float32") for p in parts)
+    ]
+    total, pairs = 0.0, 0
+    for a in range(len(normed)):
+        for b in range(a + 1, len(normed)):
+            total = total + ops.mean(ops.square(ops.einsum("nd,ne->de", normed[a], normed[b])))
+            pairs += 1
+    return total / max(pairs, 1)
+
+
 @keras.saving.register_keras_serializable(package="kerasvq")
 class VectorQuantizer(keras.layers.Layer):
     """Product quantizer with EMA (or trained) codebooks and anti-collapse state.
@@ -253,15 +273,7 @@ class VectorQuantizer(keras.layers.Layer):
 
     def _orthogonal_loss(self, q):
         """Mean squared cosine between every pair of heads' (used) code vectors in the batch."""
-        centered = q - ops.mean(q, axis=0, keepdims=True)
-        normed = self._normalize(centered, axis=0)  # unit-norm columns over the batch
-        total = 0.0
-        for a in range(self.num_heads):
-            for b in range(a + 1, self.num_heads):
-                corr = ops.einsum("nd,ne->de", normed[:, a], normed[:, b])
-                total = total + ops.mean(ops.square(corr))
-        pairs = self.num_heads * (self.num_heads - 1) / 2
-        return total / pairs
+        return cross_correlation_loss([q[:, h] for h in range(self.num_heads)])
 
     def _entropy_loss(self, distances):
         probs = ops.softmax(-distances / self.entropy_temperature, axis=-1)

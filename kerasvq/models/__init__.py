@@ -3,3 +3,4 @@
 from kerasvq.models.lstm_lm import LSTMLM
 from kerasvq.models.transformer_lm import TransformerLM
 from kerasvq.models.vqvae import VQVAE
+from kerasvq.models.hierarchical_vqvae import HierarchicalVQVAE
