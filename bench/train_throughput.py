@@ -25,6 +25,7 @@ from kerasvq.config.lm import load_lm_config
 from kerasvq.data.windows import WindowDataset
 from kerasvq.models.build import build_language_model
 from kerasvq.training.callbacks import StepCounter
+from kerasvq.training.distribution import plan_replicas
 from kerasvq.training.run import compile_for_training
 
 
@@ -70,24 +71,49 @@ def load_stream(args, cfg):
                         log=lambda m: None).train_stream
 
 
+class LossRecorder(keras.callbacks.Callback):
+    """Keeps every step's (running mean) loss without waiting for it; read after fit."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(logs["loss"])
+
+    def losses(self):
+        return [float(v) for v in self.values]
+
+
 def measure(cfg, stream, batch_size, steps, warmup_steps):
+    """Times fit steps of `cfg`'s model at `batch_size` sequences (the global batch), on the
+    devices `cfg.train.distribution` asks for, exactly as `kerasvq train` builds and compiles."""
+    cfg.train.batch_size = batch_size
+    replicas = plan_replicas(cfg.train)
     keras.utils.set_random_seed(cfg.train.seed)
-    model = build_language_model(cfg)
-    compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
     total_steps = warmup_steps + steps + cfg.train.steps_per_execution
     needed = total_steps * batch_size * cfg.data.seq_len + 1
     if len(stream) < needed:  # repeat the real tokens rather than run out of data mid-timing
         stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
-    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True)
-    timer = StepTimer(warmup_steps, steps)
-    history = model.fit(batches, epochs=1, steps_per_epoch=total_steps, callbacks=[timer], verbose=0)
+    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True,
+                            seed=cfg.train.seed)
+    timer, recorder = StepTimer(warmup_steps, steps), LossRecorder()
+    with replicas.scope():
+        model = build_language_model(cfg)
+        compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
+        model.fit(batches, epochs=1, steps_per_epoch=total_steps, callbacks=[timer, recorder],
+                  verbose=0, shuffle=False)
     timed_steps = timer.timed_steps
     seconds = timer.end - timer.start
+    losses = recorder.losses()
     return {
         "tokens_per_second": timed_steps * batch_size * cfg.data.seq_len / seconds,
         "ms_per_step": 1000 * seconds / timed_steps,
         "flops_per_token": flops_per_token(model, cfg),
-        "final_loss": float(history.history["loss"][-1]),
+        "final_loss": losses[-1],
+        "losses": losses,
+        "replicas": replicas.replicas,
+        "global_batch": batch_size,
     }
 
 
@@ -109,7 +135,6 @@ def main():
     for batch_size in args.batch_sizes:
         for dropout in args.dropouts:
             cfg.model.dropout = dropout
-            cfg.train.batch_size = batch_size
             r = measure(cfg, stream, batch_size, args.steps, args.warmup_steps)
             mfu = (r["tokens_per_second"] * r["flops_per_token"] / (args.peak_tflops * 1e12)
                    if args.peak_tflops else None)
