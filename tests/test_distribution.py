@@ -94,3 +94,21 @@ def test_cli_flag_selects_data_parallel_and_checks_devices(inputs, capsys, monke
                  "--set", "train.devices=64"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "train.devices" in err and "64" in err and "\n" not in err
+
+
+@pytest.mark.backend_neutral
+def test_state_assigning_models_need_jax_for_data_parallel():
+    import keras
+
+    from kerasvq.config.lm import TrainConfig
+    from kerasvq.errors import UserError
+    from kerasvq.training.distribution import plan_replicas
+
+    train = TrainConfig(batch_size=8, distribution="data_parallel", devices=1)
+    assert plan_replicas(train).per_device_batch == 8
+    if keras.backend.backend() == "tensorflow":
+        with pytest.raises(UserError, match="KERAS_BACKEND=jax"):
+            plan_replicas(train, state_in_forward=True)
+    else:
+        assert plan_replicas(train, state_in_forward=True).replicas == 1
+    assert plan_replicas(TrainConfig(batch_size=7)).describe().startswith("distribution none: 1 replica")

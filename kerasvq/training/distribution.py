@@ -6,14 +6,16 @@
   layer computes over the batch is already a global one;
 - TensorFlow: `tf.distribute.MirroredStrategy` — one copy of the step per device; Keras
   scales the loss and all-reduces the gradients. Models whose layers update state in the
-  forward pass (the VectorQuantizer's EMA codebooks) are refused there: a mirrored variable
-  assigned in replica context synchronizes the replicas' threads mid-step (`merge_call`),
-  and Keras 3 keeps `add_loss` terms in lists shared by those threads, so the replicas'
-  losses mix. Train those on JAX, where the step is one SPMD program.
+  forward pass (the VectorQuantizer's EMA codebooks, MoE/MoC routing statistics) are refused
+  there: keeping that state equal across replicas needs a cross-replica step mid-forward
+  (`merge_call`, for a collective or an aggregated assign), which interleaves the replicas'
+  threads, and Keras 3 keeps `add_loss` terms in per-layer lists those threads share, so the
+  replicas' losses mix (tried with an all-gather of the VQ batch: the VQ-VAE's first-step loss
+  became 0.51 instead of 0.35). Train those on JAX, where the step is one SPMD program.
 
 `train.batch_size` is always the GLOBAL batch; each device gets `batch_size / replicas`.
-The backend fork lives only here; training code enters `plan_replicas(...).scope()` around model
-building, compile and fit.
+The backend fork lives only here; training code enters `plan_replicas(...).scope()` around
+model building, compile and fit.
 
 Example:
     >>> plan = plan_replicas(cfg.train)     # checks the batch early, before any data is read
@@ -89,16 +91,17 @@ def _visible_devices() -> list[str]:
 def plan_replicas(train_cfg, state_in_forward: bool = False) -> ReplicaPlan:
     """Devices, replica count and per-device batch for a `train` config section.
 
-    `state_in_forward`: the model assigns variables in `call` (EMA codebooks); refused on
-    TensorFlow (see the module docstring).
+    `state_in_forward`: the model assigns variables in `call` (EMA codebooks, MoE routing
+    statistics); refused on TensorFlow (see the module docstring).
     """
     mode, batch = train_cfg.distribution, train_cfg.batch_size
     if mode == "none":
         return ReplicaPlan(mode, 1, batch, batch, ["default"])
     if state_in_forward and keras.backend.backend() == "tensorflow":
-        raise UserError("field 'train.distribution': data_parallel of a model with EMA codebooks "
-                        "needs KERAS_BACKEND=jax (TensorFlow's MirroredStrategy mixes the "
-                        "replicas' add_loss terms when a layer assigns state mid-step)")
+        raise UserError("field 'train.distribution': data_parallel of a model whose layers "
+                        "assign state mid-step (EMA codebooks, MoE/MoC routing) needs "
+                        "KERAS_BACKEND=jax (TensorFlow's MirroredStrategy mixes the replicas' "
+                        "add_loss terms then)")
     visible = _visible_devices()
     count = train_cfg.devices or len(visible)
     if count > len(visible):

@@ -124,7 +124,8 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
     """Trains `cfg`'s model; returns the final history record (also saved as JSON)."""
     paths = RunPaths(cfg.name, run_name)
     _claim_run(paths, overwrite, log)
-    replicas = plan_replicas(cfg.train)  # a batch that does not split evenly fails here, early
+    # Checked before any data is read; MoE/MoC layers assign routing statistics mid-step.
+    replicas = plan_replicas(cfg.train, state_in_forward=cfg.model.ffn != "dense")
     log(replicas.describe())
     keras.utils.set_random_seed(cfg.train.seed)
     mappings = RunPaths(cfg.data.tokenizer_version or cfg.name, run_name).mappings
