@@ -78,7 +78,7 @@ def vq(embeddings, distribution, out):
     data = to_dict(VQVAEConfig())
     data["data"]["embeddings"] = embeddings
     data["model"].update(input_dim=24, hidden_dim=32, latent_dim=16, codebook_size=16, dropout=0.0)
-    data["train"].update(epochs=2, batch_size=64, kmeans_sample=400, log_sample=100,
+    data["train"].update(epochs=1, batch_size=64, kmeans_sample=400, log_sample=100,
                          reset_every=3, distribution=distribution)
     save_json(f"{out}.{distribution}.json", data)
     model, summary = train_vqvae(load_vqvae_config(f"{out}.{distribution}.json"),
