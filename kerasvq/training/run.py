@@ -152,6 +152,8 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
 
 
 def _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callbacks, log):
+    """Builds, compiles and fits the model (inside the caller's distribution scope), saves it
+    and returns the best epoch's record."""
     steps, replicas = resolved["steps"], resolved["distribution"]["replicas"]
     model = build_language_model(cfg)
     resolved["parameters"] = int(model.count_params())
