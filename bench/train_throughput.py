@@ -25,6 +25,7 @@ import numpy as np
 from kerasvq.config.lm import load_lm_config
 from kerasvq.data.windows import WindowDataset
 from kerasvq.models.build import build_language_model
+from kerasvq.training.distribution import plan_replicas
 from kerasvq.training.run import compile_for_training
 
 
@@ -47,28 +48,55 @@ def load_stream(args, cfg):
                         log=lambda m: None).train_stream
 
 
+class LossRecorder(keras.callbacks.Callback):
+    """Keeps every step's (running mean) loss; read after fit."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(logs["loss"])
+
+    def losses(self):
+        return [float(v) for v in self.values]
+
+
 def measure(cfg, stream, batch_size, steps, warmup_steps):
+    """Times fit steps of `cfg`'s model at `batch_size` sequences (the global batch), on the
+    devices `cfg.train.distribution` asks for, exactly as `kerasvq train` builds and compiles."""
+    cfg.train.batch_size = batch_size
+    replicas = plan_replicas(cfg.train)
     keras.utils.set_random_seed(cfg.train.seed)
-    model = build_language_model(cfg)
-    compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
     spe = cfg.train.steps_per_execution
     warmup_steps = max(spe, warmup_steps - warmup_steps % spe)
     steps = max(spe, steps - steps % spe)
     needed = (warmup_steps + steps) * batch_size * cfg.data.seq_len + 1
     if len(stream) < needed:  # repeat the real tokens rather than run out of data mid-timing
         stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
-    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True)
-    model.fit(batches, epochs=1, steps_per_epoch=warmup_steps, verbose=0)  # compiles
-    # A second fit reuses the compiled step; its wall time includes the final sync, so it
-    # counts only work the device has finished.
-    start = time.perf_counter()
-    history = model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0)
-    seconds = time.perf_counter() - start
+    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True,
+                            seed=cfg.train.seed)
+    recorder = LossRecorder()
+    with replicas.scope():
+        model = build_language_model(cfg)
+        compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
+        # The untimed first fit compiles and records the first steps' losses (a per-step
+        # callback that is not async-safe makes Keras wait for every step, so not while timing).
+        model.fit(batches, epochs=1, steps_per_epoch=warmup_steps, callbacks=[recorder],
+                  verbose=0, shuffle=False)
+        # The second fit reuses the compiled step; its wall time ends with the final sync, so
+        # it counts only work the device has finished.
+        start = time.perf_counter()
+        history = model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        seconds = time.perf_counter() - start
     return {
         "tokens_per_second": steps * batch_size * cfg.data.seq_len / seconds,
         "ms_per_step": 1000 * seconds / steps,
         "flops_per_token": flops_per_token(model, cfg),
         "final_loss": float(history.history["loss"][-1]),
+        "losses": recorder.losses(),
+        "replicas": replicas.replicas,
+        "global_batch": batch_size,
     }
 
 
@@ -90,7 +118,6 @@ def main():
     for batch_size in args.batch_sizes:
         for dropout in args.dropouts:
             cfg.model.dropout = dropout
-            cfg.train.batch_size = batch_size
             r = measure(cfg, stream, batch_size, args.steps, args.warmup_steps)
             mfu = (r["tokens_per_second"] * r["flops_per_token"] / (args.peak_tflops * 1e12)
                    if args.peak_tflops else None)

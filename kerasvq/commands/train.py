@@ -25,14 +25,27 @@ def register(subparsers):
     parser.add_argument("--quick", action="store_true",
                         help=f"a short CPU run: {' '.join(QUICK_OVERRIDES)}")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run of that name")
+    add_distribution_flag(parser)
     parser.set_defaults(func=run)
+
+
+def add_distribution_flag(parser):
+    parser.add_argument("--distribution", choices=["none", "data_parallel"],
+                        help="data_parallel: train on every visible GPU of this host (--set "
+                             "train.devices=N for fewer); train.batch_size stays the global batch")
+
+
+def distribution_overrides(args) -> list[str]:
+    chosen = getattr(args, "distribution", None)
+    return [f"train.distribution={chosen}"] if chosen else []
 
 
 def run(args):
     from kerasvq.config.lm import load_lm_config
     from kerasvq.training.run import train_language_model
 
-    overrides = list(QUICK_OVERRIDES if args.quick else []) + list(args.overrides)
+    overrides = (list(QUICK_OVERRIDES if args.quick else []) + list(args.overrides)
+                 + distribution_overrides(args))
     if args.corpus:
         overrides.append(f"data.corpus={args.corpus}")
     cfg = load_lm_config(args.config, overrides)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kerasvq.commands.train import add_distribution_flag, distribution_overrides
+
 
 def register(subparsers):
     p = subparsers.add_parser("vqvae", help="train or evaluate the sentence-embedding VQ-VAE")
@@ -22,6 +24,8 @@ def register(subparsers):
             a.add_argument("--model", default=None, help=".keras file (default <out>/models/vqvae.keras)")
             a.add_argument("--no-faiss", action="store_true")
             a.add_argument("--queries", type=int, default=1000)
+        else:
+            add_distribution_flag(a)
     p.set_defaults(func=run)
 
 
@@ -29,7 +33,7 @@ def run(args) -> int:
     from kerasvq.config.vqvae import load_vqvae_config
     from kerasvq.paths import version_dir
 
-    cfg = load_vqvae_config(args.config, args.set)
+    cfg = load_vqvae_config(args.config, args.set + distribution_overrides(args))
     out = Path(args.out) if args.out else version_dir(cfg.name)
     if args.action == "train":
         from kerasvq.training.vqvae_run import train_vqvae

@@ -168,8 +168,14 @@ class TrainConfig:
     dtype_policy: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     steps_per_execution: int = 1
     seed: int = 1337
+    distribution: Literal["none", "data_parallel"] = "none"
+    """data_parallel: one model on several devices of this host (batch_size stays the global batch)."""
+    devices: Optional[int] = None
+    """data_parallel: how many devices (null = every visible accelerator, or CPU if none)."""
 
     def validate(self):
+        if self.devices is not None and self.devices < 1:
+            raise UserError(f"field 'train.devices' must be at least 1 or null, got {self.devices}")
         for name in ("batch_size", "epochs", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise UserError(f"field 'train.{name}' must be at least 1, got {getattr(self, name)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 from kerasvq.config.base import apply_overrides, from_dict, load_json
 from kerasvq.errors import UserError
@@ -79,8 +79,14 @@ class VQTrainConfig:
     reset_min_usage: float = 0.03
     log_sample: int = 2000
     seed: int = 1337
+    distribution: Literal["none", "data_parallel"] = "none"
+    """data_parallel: one model on several devices of this host (batch_size stays the global batch)."""
+    devices: Optional[int] = None
+    """data_parallel: how many devices (null = every visible accelerator, or CPU if none)."""
 
     def validate(self):
+        if self.devices is not None and self.devices < 1:
+            raise UserError(f"field 'train.devices' must be at least 1 or null, got {self.devices}")
         for name in ("epochs", "batch_size", "kmeans_sample", "log_sample"):
             if getattr(self, name) < 1:
                 raise UserError(f"field 'train.{name}' must be at least 1, got {getattr(self, name)}")

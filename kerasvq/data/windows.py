@@ -48,10 +48,12 @@ class WindowDataset(keras.utils.PyDataset):
         batch_size: sequences per batch.
         shuffle: reshuffle window order every epoch (seeded by `seed` and the epoch).
         drop_remainder: drop the last partial batch (training) or keep it (evaluation).
+        windows_multiple_of: use only a multiple of this many windows, so that every batch,
+            a last partial one included, splits evenly over that many devices.
     """
 
     def __init__(self, stream, seq_len, stride, batch_size, shuffle=False, seed=0,
-                 drop_remainder=True, **kwargs):
+                 drop_remainder=True, windows_multiple_of=1, **kwargs):
         super().__init__(**kwargs)
         self.stream = stream
         self.seq_len = seq_len
@@ -60,6 +62,7 @@ class WindowDataset(keras.utils.PyDataset):
         self.seed = seed
         self.drop_remainder = drop_remainder
         self.num_windows = count_windows(len(stream), seq_len, stride)
+        self.num_windows -= self.num_windows % windows_multiple_of
         self.starts = np.arange(self.num_windows, dtype=np.int64) * stride
         self.epoch = 0
         self._order = self._make_order()

@@ -27,6 +27,7 @@ from kerasvq.models.build import build_language_model
 from kerasvq.runs import RunPaths
 from kerasvq.sampling import SamplingConfig
 from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger, async_safe
+from kerasvq.training.distribution import plan_replicas
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from kerasvq.training.metrics import CrossEntropy, Perplexity
 from kerasvq.training.optimizers import adamw_for
@@ -123,6 +124,9 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
     """Trains `cfg`'s model; returns the final history record (also saved as JSON)."""
     paths = RunPaths(cfg.name, run_name)
     _claim_run(paths, overwrite, log)
+    # Checked before any data is read; MoE/MoC layers assign routing statistics mid-step.
+    replicas = plan_replicas(cfg.train, state_in_forward=cfg.model.ffn != "dense")
+    log(replicas.describe())
     keras.utils.set_random_seed(cfg.train.seed)
     mappings = RunPaths(cfg.data.tokenizer_version or cfg.name, run_name).mappings
     data = load_lm_data(cfg, mappings, log=log)
@@ -140,9 +144,17 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
         },
         "data": data.summary(),
         "steps": steps,
+        "distribution": replicas.summary(),
     }
     _check_resume(paths, resolved)
+    with replicas.scope():  # building, compile and fit: data-parallel when the config asks
+        return _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callbacks, log)
 
+
+def _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callbacks, log):
+    """Builds, compiles and fits the model (inside the caller's distribution scope), saves it
+    and returns the best epoch's record."""
+    steps, replicas = resolved["steps"], resolved["distribution"]["replicas"]
     model = build_language_model(cfg)
     resolved["parameters"] = int(model.count_params())
     save_json(paths.resolved_config, resolved)
@@ -156,7 +168,7 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
     train_batches = WindowDataset(data.train_stream, cfg.data.seq_len, cfg.data.stride,
                                   t.batch_size, shuffle=True, seed=t.seed)
     val_batches = WindowDataset(data.val_stream, cfg.data.seq_len, cfg.data.seq_len,
-                                t.batch_size, drop_remainder=False)
+                                t.batch_size, drop_remainder=False, windows_multiple_of=replicas)
     if len(val_batches) == 0:
         raise UserError(
             f"data.val_fraction: the validation split has {len(data.val_stream)} tokens, fewer "
@@ -188,8 +200,10 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
     if steps["capped_by_max_steps"]:
         callbacks.append(StopAtStep(steps["total_steps"]))
     start = time.perf_counter()
+    # shuffle=False: the windows are already shuffled per epoch from train.seed; a second
+    # shuffle of the batch order by Keras would differ between one device and several.
     model.fit(train_batches, validation_data=val_batches, epochs=steps["epochs_to_run"],
-              callbacks=callbacks, verbose=verbose)
+              callbacks=callbacks, verbose=verbose, shuffle=False)
     if model.stop_training and not history.epochs:
         history.finish("failed", wall_seconds=time.perf_counter() - start)
         raise UserError("training stopped before finishing an epoch (NaN loss?)")

@@ -22,6 +22,7 @@ import numpy as np
 from kerasvq.config.base import save_json, to_dict
 from kerasvq.data.embeddings import EmbeddingFile, split_indices
 from kerasvq.paths import version_dir
+from kerasvq.training.distribution import plan_replicas
 
 
 class EmbeddingBatches(keras.utils.PyDataset):
@@ -58,6 +59,9 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2):
     from kerasvq.training.vq_logging import CodebookLogger
 
     out_dir = Path(out_dir or version_dir(cfg.name))
+    replicas = plan_replicas(cfg.train, state_in_forward=True)
+    if verbose:
+        print(replicas.describe())
     keras.utils.set_random_seed(cfg.train.seed)
     source = EmbeddingFile(os.path.expanduser(cfg.data.embeddings), cfg.model.input_dim, cfg.data.dataset)
     train_idx, test_idx = split_indices(len(source), cfg.data.test_fraction, cfg.data.split_seed)
@@ -65,21 +69,24 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2):
     sample = source.take(np.sort(rng.choice(train_idx, min(len(train_idx), cfg.train.kmeans_sample), replace=False)))
     log_x = source.take(np.sort(rng.choice(test_idx, min(len(test_idx), cfg.train.log_sample), replace=False)))
     data_variance = float(sample.var(axis=0).sum() / sample.shape[1] + (sample.mean(0) ** 2).mean())
-    model = build_model(cfg, data_variance)
-    if cfg.train.pca_init:
-        model.initialize_linear_paths(sample)
-    if cfg.train.kmeans_init:
-        model.initialize_codebooks(sample, seed=cfg.train.seed)
-    callbacks = [CodebookLogger(log_x, logdir=out_dir / "logs" / "tensorboard", verbose=verbose)]
-    if cfg.train.reset_every:
-        callbacks.append(
-            CodebookReset(cfg.train.reset_every, cfg.train.reset_max_unused_steps, cfg.train.reset_min_usage, cfg.train.seed)
+    # Every batch, the last partial one too, must split evenly over the devices.
+    fit_idx = train_idx[:len(train_idx) - len(train_idx) % replicas.replicas]
+    with replicas.scope():
+        model = build_model(cfg, data_variance)
+        if cfg.train.pca_init:
+            model.initialize_linear_paths(sample)
+        if cfg.train.kmeans_init:
+            model.initialize_codebooks(sample, seed=cfg.train.seed)
+        callbacks = [CodebookLogger(log_x, logdir=out_dir / "logs" / "tensorboard", verbose=verbose)]
+        if cfg.train.reset_every:
+            callbacks.append(CodebookReset(cfg.train.reset_every, cfg.train.reset_max_unused_steps,
+                                           cfg.train.reset_min_usage, cfg.train.seed))
+        start = time.time()
+        history = model.fit(
+            EmbeddingBatches(source, fit_idx, cfg.train.batch_size, cfg.train.seed),
+            epochs=cfg.train.epochs, verbose=verbose, callbacks=callbacks,
+            shuffle=False,  # the batches shuffle their rows per epoch from train.seed
         )
-    start = time.time()
-    history = model.fit(
-        EmbeddingBatches(source, train_idx, cfg.train.batch_size, cfg.train.seed),
-        epochs=cfg.train.epochs, verbose=verbose, callbacks=callbacks,
-    )
     seconds = time.time() - start
     (out_dir / "models").mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "models" / "vqvae.keras"
@@ -89,7 +96,7 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2):
         "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx)),
         "training_seconds": seconds, "epochs": cfg.train.epochs,
         "codes_reseeded": int(callbacks[-1].total_reseeded) if cfg.train.reset_every else 0,
-        "data_variance": data_variance, "model": str(model_path),
+        "data_variance": data_variance, "model": str(model_path), "distribution": replicas.summary(),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }
     save_json(out_dir / "results" / "train_summary.json", summary)
