@@ -2,8 +2,10 @@
 
 Builds the model from a version config (plus overrides), compiles it exactly as
 `kerasvq train` does, and times `model.fit` over real token windows: one untimed fit that
-compiles, then the wall time of a second fit of `--steps` steps. Prints one row per
-(batch size, dropout): tokens/s, ms per step and model FLOPs utilization.
+compiles, then a second fit timed from the end of its step `SETTLE_STEPS` to the end of
+`--steps` steps later (Keras on JAX compiles the step again when a fit under a
+`keras.distribution` starts; the settle steps keep that out of the timing). Prints one row
+per (batch size, dropout): tokens/s, ms per step and model FLOPs utilization.
 
     python bench/train_throughput.py --config versions/v5-transformer/config.json \\
         --batch-sizes 16 --dropouts 0.1 --steps 20                       # CPU
@@ -25,8 +27,35 @@ import numpy as np
 from kerasvq.config.lm import load_lm_config
 from kerasvq.data.windows import WindowDataset
 from kerasvq.models.build import build_language_model
+from kerasvq.training.callbacks import StepCounter
 from kerasvq.training.distribution import plan_replicas
 from kerasvq.training.run import compile_for_training
+
+
+SETTLE_STEPS = 3
+
+
+class StepTimer(StepCounter):
+    """Wall time from the end of step `skip` to the end of step `skip + steps`.
+
+    Both marks wait for that step's loss, so they are taken when the device has finished it.
+    Async-safe (it reads only `logs`), so Keras keeps dispatching steps without waiting.
+    """
+
+    def __init__(self, skip, steps):
+        super().__init__()
+        self.skip, self.steps = skip, steps
+        self.start = self.end = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        # With steps_per_execution > 1 the step count advances in jumps, hence >=.
+        if self.start is None and self.step >= self.skip:
+            float(logs["loss"])
+            self.start, self.start_step = time.perf_counter(), self.step
+        elif self.end is None and self.step >= self.skip + self.steps:
+            float(logs["loss"])
+            self.end, self.timed_steps = time.perf_counter(), self.step - self.start_step
 
 
 def flops_per_token(model, cfg) -> float:
@@ -71,7 +100,8 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     spe = cfg.train.steps_per_execution
     warmup_steps = max(spe, warmup_steps - warmup_steps % spe)
     steps = max(spe, steps - steps % spe)
-    needed = (warmup_steps + steps) * batch_size * cfg.data.seq_len + 1
+    settle = -(-SETTLE_STEPS // spe) * spe  # rounded up to whole executions
+    needed = (warmup_steps + settle + steps) * batch_size * cfg.data.seq_len + 1
     if len(stream) < needed:  # repeat the real tokens rather than run out of data mid-timing
         stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
     batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True,
@@ -84,14 +114,13 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
         # callback that is not async-safe makes Keras wait for every step, so not while timing).
         model.fit(batches, epochs=1, steps_per_epoch=warmup_steps, callbacks=[recorder],
                   verbose=0, shuffle=False)
-        # The second fit reuses the compiled step; its wall time ends with the final sync, so
-        # it counts only work the device has finished.
-        start = time.perf_counter()
-        history = model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-        seconds = time.perf_counter() - start
+        timer = StepTimer(settle, steps)
+        history = model.fit(batches, epochs=1, steps_per_epoch=settle + steps, callbacks=[timer],
+                            verbose=0, shuffle=False)
+    seconds = timer.end - timer.start
     return {
-        "tokens_per_second": steps * batch_size * cfg.data.seq_len / seconds,
-        "ms_per_step": 1000 * seconds / steps,
+        "tokens_per_second": timer.timed_steps * batch_size * cfg.data.seq_len / seconds,
+        "ms_per_step": 1000 * seconds / timer.timed_steps,
         "flops_per_token": flops_per_token(model, cfg),
         "final_loss": float(history.history["loss"][-1]),
         "losses": recorder.losses(),

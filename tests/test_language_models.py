@@ -98,3 +98,21 @@ def test_parameter_counts_of_the_lineage_shapes():
     v4.build((None, 192))
     assert v5.count_params() == 4_249_088
     assert v4.count_params() == 8_298_400
+
+
+def test_lstm_starts_like_pytorch_unless_asked_for_keras_defaults():
+    from kerasvq.models.lstm_lm import LSTMLM
+
+    keras.utils.set_random_seed(0)
+    torch_like = LSTMLM(vocab_size=300, seq_len=16, units=64, num_layers=1)
+    torch_like.build()
+    bound = 1 / 8
+    assert abs(np.std(keras.ops.convert_to_numpy(torch_like.token_embedding.embeddings)) - 1.0) < 0.05
+    for weight in torch_like.lstms[0].weights + torch_like.output_head.weights:
+        assert np.abs(keras.ops.convert_to_numpy(weight)).max() <= bound
+    keras_like = LSTMLM(vocab_size=300, seq_len=16, units=64, num_layers=1, initialization="keras")
+    keras_like.build()
+    assert np.abs(keras.ops.convert_to_numpy(keras_like.token_embedding.embeddings)).max() <= 0.05
+    assert LSTMLM.from_config(torch_like.get_config()).initialization == "pytorch"
+    with pytest.raises(ValueError, match="initialization"):
+        LSTMLM(vocab_size=300, seq_len=16, initialization="xavier")

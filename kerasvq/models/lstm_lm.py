@@ -13,6 +13,23 @@ from keras import ops
 from kerasvq.layers.token_embedding import TokenEmbedding
 
 
+INITIALIZATIONS = ("pytorch", "keras")
+
+
+def _initializers(initialization, units):
+    """Keyword arguments for the embedding, the LSTM layers and the output head."""
+    if initialization == "keras":
+        return {}, {}, {}
+    bound = 1.0 / units**0.5
+    uniform = lambda: keras.initializers.RandomUniform(-bound, bound)  # noqa: E731
+    return (
+        {"embeddings_initializer": keras.initializers.RandomNormal(stddev=1.0)},
+        {"kernel_initializer": uniform(), "recurrent_initializer": uniform(),
+         "bias_initializer": uniform(), "unit_forget_bias": False},
+        {"kernel_initializer": uniform(), "bias_initializer": uniform()},
+    )
+
+
 @keras.saving.register_keras_serializable(package="kerasvq")
 class LSTMLM(keras.Model):
     """Embedding → Dropout → `num_layers` × (LSTM → Dropout) → vocabulary logits.
@@ -27,35 +44,48 @@ class LSTMLM(keras.Model):
         num_layers: stacked LSTM layers.
         dropout: dropout after the embedding and after each LSTM layer.
         tie_embeddings: reuse the token embedding as the output projection.
+        initialization: "pytorch" (default): embedding N(0, 1); LSTM weights, biases and the
+            output projection U(±1/√units), no forget-gate bias of 1, as PyTorch's
+            `nn.Embedding`/`nn.LSTM`/`nn.Linear` start. "keras": Keras's defaults
+            (embedding U(±0.05), Glorot/orthogonal LSTM weights, forget-gate bias 1).
+            With the v4 recipe (2 epochs) on the default corpus on an H100, "pytorch"
+            reached 1.596 val bits/byte and "keras" 1.720: the small Keras embedding gives
+            the LSTM almost no input signal early in a short run.
     """
 
     def __init__(self, vocab_size, seq_len, units=512, num_layers=2, dropout=0.1,
-                 tie_embeddings=False, **kwargs):
+                 tie_embeddings=False, initialization="pytorch", **kwargs):
         super().__init__(**kwargs)
+        if initialization not in INITIALIZATIONS:
+            raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
         self.vocab_size = vocab_size
         self.seq_len = seq_len
         self.units = units
         self.num_layers = num_layers
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
+        self.initialization = initialization
 
     def build(self, input_shape=None):
         policy = self.dtype_policy
+        embedding_init, lstm_init, head_init = _initializers(self.initialization, self.units)
         self.token_embedding = TokenEmbedding(
-            self.vocab_size, self.units, dtype=policy, name="token_embedding"
+            self.vocab_size, self.units, dtype=policy, name="token_embedding", **embedding_init
         )
         self.token_embedding.build((None, None))
         self.lstms = []
         for i in range(self.num_layers):
             lstm = keras.layers.LSTM(
-                self.units, return_sequences=True, return_state=True, dtype=policy, name=f"lstm_{i}"
+                self.units, return_sequences=True, return_state=True, dtype=policy, name=f"lstm_{i}",
+                **lstm_init,
             )
             lstm.build((None, None, self.units))
             self.lstms.append(lstm)
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
         self.output_head = None
         if not self.tie_embeddings:
-            self.output_head = keras.layers.Dense(self.vocab_size, dtype=policy, name="output_head")
+            self.output_head = keras.layers.Dense(self.vocab_size, dtype=policy, name="output_head",
+                                                  **head_init)
             self.output_head.build((None, None, self.units))
         self.built = True
 
@@ -95,4 +125,5 @@ class LSTMLM(keras.Model):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
+            "initialization": self.initialization,
         }
