@@ -3,6 +3,9 @@ JSON and a markdown table (plus each model's results and samples JSON).
 
     python analysis/compare_versions.py --model-keys v4_lstm v5_brwac_transformer_fixed \
         --output-dir analysis/artifacts/compare
+
+With `--reuse DIR ...`, models whose results_<key>.json and samples_<key>.json are already in
+one of those folders (from an earlier run, or another machine) are read instead of evaluated.
 """
 
 import argparse
@@ -22,18 +25,27 @@ def run():
     parser.add_argument("--max-tokens", type=int, help="score whole documents up to about this many tokens")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--registry", default=str(DEFAULT_REGISTRY))
+    parser.add_argument("--reuse", nargs="+", default=[], metavar="DIR",
+                        help="folders with earlier results_<key>.json/samples_<key>.json to read instead of evaluating")
     add_lexicon_option(parser)
     args = parser.parse_args()
     prepare_lexicon(args)
 
-    from kerasvq.comparison import compare, comparison_markdown, evaluate_and_sample
+    from kerasvq.comparison import compare, comparison_markdown, evaluate_and_sample, load_evaluations
     from kerasvq.registry import resolve_model
     from kerasvq.samples import read_prompts, settings_with
 
     resolved = [resolve_model(k, args.registry) for k in args.model_keys]
-    results, samples = evaluate_and_sample(
-        [(key, path) for key, path, _ in resolved], read_prompts(args.prompts),
-        settings_with(args.max_new_tokens), args.corpus, args.max_tokens)
+    reused = [key for key, _, _ in resolved
+              if any((Path(d) / f"results_{key}.json").is_file() for d in args.reuse)]
+    fresh = [(key, path) for key, path, _ in resolved if key not in reused]
+    found = dict(zip(reused, zip(*load_evaluations(reused, args.reuse)))) if reused else {}
+    if fresh:
+        new = evaluate_and_sample(fresh, read_prompts(args.prompts), settings_with(args.max_new_tokens),
+                                  args.corpus, args.max_tokens)
+        found.update(zip([key for key, _ in fresh], zip(*new)))
+    results = [found[key][0] for key, _, _ in resolved]
+    samples = [found[key][1] for key, _, _ in resolved]
     out = Path(args.output_dir)
     for (key, _, _), r, s in zip(resolved, results, samples):
         write_json(out / f"results_{key}.json", r)

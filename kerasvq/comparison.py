@@ -135,3 +135,23 @@ def evaluate_and_sample(models: list[tuple[str, object]], prompts: list[str], se
         log(f"{key}: sampling {len(prompts)} prompts")
         samples.append(sample_run(path, prompts, settings, key, corpus, loaded=loaded))
     return results, samples
+
+
+def load_evaluations(keys: list[str], folders: list) -> tuple[list[dict], list[dict]]:
+    """(results list, samples list) for `keys` read from `results_<key>.json` and
+    `samples_<key>.json` in the first of `folders` that has both, as `compare_versions.py`
+    writes them: combines models evaluated in separate runs or on other machines."""
+    from pathlib import Path
+
+    from kerasvq.config.base import load_json
+
+    results, samples = [], []
+    for key in keys:
+        folder = next((Path(f) for f in folders
+                       if (Path(f) / f"results_{key}.json").is_file() and (Path(f) / f"samples_{key}.json").is_file()),
+                      None)
+        if folder is None:
+            raise UserError(f"no results_{key}.json with samples_{key}.json in {', '.join(map(str, folders))}")
+        results.append(load_json(folder / f"results_{key}.json"))
+        samples.append(load_json(folder / f"samples_{key}.json"))
+    return results, samples

@@ -184,3 +184,18 @@ def test_registry_and_script_errors(tmp_path, monkeypatch):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "unknown model key 'nope'" in proc.stderr and not (tmp_path / "s.json").exists()
+
+
+def test_comparison_reads_earlier_evaluations_from_folders(records, tmp_path):
+    from kerasvq.comparison import load_evaluations
+    from kerasvq.config.base import save_json
+    from kerasvq.errors import UserError
+
+    for name, folder in (("tiny-v4", "first"), ("tiny-v5", "second")):
+        save_json(tmp_path / folder / f"results_{name}.json", json_ready(records[name][0]))
+        save_json(tmp_path / folder / f"samples_{name}.json", json_ready(records[name][1]))
+    results, samples = load_evaluations(["tiny-v5", "tiny-v4"], [tmp_path / "first", tmp_path / "second"])
+    assert [r["model_key"] for r in results] == ["tiny-v5", "tiny-v4"]
+    assert compare(results, samples)["same_data"]
+    with pytest.raises(UserError, match="no results_v9.json"):
+        load_evaluations(["v9"], [tmp_path / "first"])
