@@ -37,6 +37,7 @@ import keras
 
 from kerasvq.errors import UserError
 
+
 @dataclasses.dataclass
 class ReplicaPlan:
     mode: str
