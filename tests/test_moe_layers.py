@@ -6,7 +6,7 @@ from keras import ops
 from kerasvq.layers import moe_losses
 from kerasvq.layers.swiglu import SwiGLU
 from kerasvq.layers.top_k_moe import TopKMoE
-from moe_helpers import loss_and_gradients, round_trip
+from layer_helpers import loss_and_gradients, round_trip
 
 def _x(shape=(2, 7, 16), seed=0):
     return np.random.RandomState(seed).randn(*shape).astype("float32")

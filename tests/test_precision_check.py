@@ -10,7 +10,6 @@ def test_mixed_bfloat16_training_reaches_the_float32_loss(tiny_lm_config, tmp_pa
     data = load_lm_data(cfg, tmp_path / "mappings", log=lambda m: None)
     float32, bfloat16, other_seed = compare_policies(cfg, data.train_stream, data.val_stream,
                                                      steps=60, noise_seed=7)
-    print(float32, bfloat16, other_seed)
     assert bfloat16["compute_dtype"] == "bfloat16" and float32["compute_dtype"] == "float32"
     learned = math.log(cfg.data.vocab_size) - float32["val_cross_entropy"]
     assert learned > 1.0, "60 steps should take the model well below the uniform loss"

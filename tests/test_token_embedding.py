@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from kerasvq.layers.token_embedding import TokenEmbedding
-from moe_helpers import loss_and_gradients, round_trip
+from layer_helpers import loss_and_gradients, round_trip
 
 # Skewed ids, like real text: token 3 fills half of the positions.
 IDS = np.array([[3, 3, 5, 3, 0, 9], [3, 1, 3, 3, 9, 3]], dtype="int32")
