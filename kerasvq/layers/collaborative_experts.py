@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers import moe_losses
-from kerasvq.layers.swiglu import SwiGLU, default_kernel_initializer
+from kerasvq.layers.swiglu import SwiGLU, expert_initializers
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
@@ -88,11 +88,8 @@ class CollaborativeExperts(keras.layers.Layer):
         self.aux_loss_weight = float(aux_loss_weight)
         self.router_z_loss_weight = float(router_z_loss_weight)
         self.dropout = float(dropout)
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or default_kernel_initializer()
-        )
-        self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
+        self.kernel_initializer, self.output_kernel_initializer = expert_initializers(
+            kernel_initializer, output_kernel_initializer
         )
 
     def build(self, input_shape):
@@ -219,9 +216,8 @@ class CollaborativeExperts(keras.layers.Layer):
         e = self.num_experts
         if self.aux_loss == "faithful":
             return self.aux_loss_weight * moe_losses.faithful_moc_aux_loss(fusion_weights, probs, e)
-        return self.aux_loss_weight * moe_losses.switch_balance_loss(
-            probs, top_indices, e
-        ) + self.router_z_loss_weight * moe_losses.router_z_loss(logits)
+        return moe_losses.switch_aux_loss(logits, probs, top_indices, e,
+                                          self.aux_loss_weight, self.router_z_loss_weight)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

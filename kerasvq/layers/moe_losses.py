@@ -43,6 +43,13 @@ def router_z_loss(router_logits):
     return ops.mean(ops.square(ops.logsumexp(router_logits, axis=-1)))
 
 
+def switch_aux_loss(router_logits, router_probs, top_k_indices, num_experts: int,
+                    balance_weight: float, z_weight: float):
+    """The top-k router's auxiliary loss: weighted Switch balance loss plus router z-loss."""
+    return (balance_weight * switch_balance_loss(router_probs, top_k_indices, num_experts)
+            + z_weight * router_z_loss(router_logits))
+
+
 def attention_entropy(attention_weights):
     """Mean entropy (nats) of attention rows; `attention_weights` (..., q, k) sums to 1 over k."""
     w = ops.cast(attention_weights, "float32")

@@ -14,6 +14,14 @@ def default_kernel_initializer():
     return keras.initializers.RandomNormal(stddev=0.02)
 
 
+def expert_initializers(kernel_initializer=None, output_kernel_initializer=None):
+    """(kernel, output kernel) initializers of the feed-forward layers: the kernel defaults to
+    `default_kernel_initializer()`, the output kernel to the same as the kernel."""
+    kernel = keras.initializers.get(kernel_initializer or default_kernel_initializer())
+    output = keras.initializers.get(output_kernel_initializer or keras.initializers.serialize(kernel))
+    return kernel, output
+
+
 @keras.saving.register_keras_serializable(package="kerasvq")
 class SwiGLU(keras.layers.Layer):
     """`down(silu(x·W_gate) ⊙ (x·W_up))`, no biases: D → hidden_dim → D.
@@ -51,11 +59,8 @@ class SwiGLU(keras.layers.Layer):
         self.hidden_dim = int(hidden_dim)
         self.num_experts = None if num_experts is None else int(num_experts)
         self.dropout = float(dropout)
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or default_kernel_initializer()
-        )
-        self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
+        self.kernel_initializer, self.output_kernel_initializer = expert_initializers(
+            kernel_initializer, output_kernel_initializer
         )
 
     def build(self, input_shape):

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers import moe_losses
-from kerasvq.layers.swiglu import SwiGLU, default_kernel_initializer
+from kerasvq.layers.swiglu import SwiGLU, expert_initializers
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
@@ -79,11 +79,8 @@ class TopKMoE(keras.layers.Layer):
         self.aux_loss_weight = float(aux_loss_weight)
         self.router_z_loss_weight = float(router_z_loss_weight)
         self.dropout = float(dropout)
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or default_kernel_initializer()
-        )
-        self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
+        self.kernel_initializer, self.output_kernel_initializer = expert_initializers(
+            kernel_initializer, output_kernel_initializer
         )
 
     def build(self, input_shape):
@@ -176,9 +173,8 @@ class TopKMoE(keras.layers.Layer):
         outputs = ops.reshape(outputs, ops.shape(inputs))
 
         if training:
-            aux = self.aux_loss_weight * moe_losses.switch_balance_loss(
-                probs, top_indices, e
-            ) + self.router_z_loss_weight * moe_losses.router_z_loss(logits)
+            aux = moe_losses.switch_aux_loss(logits, probs, top_indices, e,
+                                             self.aux_loss_weight, self.router_z_loss_weight)
             self.add_loss(aux)
             self.last_aux_loss.assign(aux)
             counts = moe_losses.expert_counts(top_indices, e)
