@@ -42,6 +42,24 @@ def config_sha256(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
+def run_record(kind: str, schema_version: int, model_path: Path, model_key: str | None,
+               cfg: LMConfig, resolved: dict) -> dict:
+    """The fields every results and samples JSON opens with: what the record is and which run
+    (config and tokenizer hashes, which `compare` checks) it describes."""
+    return {
+        "schema_version": schema_version,
+        "kind": kind,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model_key": model_key,
+        "model_path": str(model_path),
+        "version": cfg.name,
+        "run": model_path.name.removesuffix(".keras"),
+        "architecture": cfg.model.architecture,
+        "config_sha256": config_sha256(resolved["config"]),
+        "tokenizer_sha256": resolved["tokenizer"]["sha256"],
+    }
+
+
 def heldout_documents(cfg: LMConfig, corpus: str | None = None, split: str = "val") -> tuple[Path, list[str]]:
     """The validation (or, with split="all", every) document of `corpus` or the run's corpus."""
     path = resolve_corpus(corpus or cfg.data.corpus)
@@ -145,19 +163,10 @@ def evaluate_run(model_path: str | Path, model_key: str | None = None, corpus: s
     if not docs:
         raise UserError(f"{corpus_path}: no held-out documents to evaluate")
     scored = score_documents(model, tokenizer, docs, batch_size, max_tokens)
-    run = model_path.name.removesuffix(".keras")
+    record = run_record("kerasvq.lm_results", RESULTS_SCHEMA_VERSION, model_path, model_key, cfg, resolved)
     return {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "kind": "kerasvq.lm_results",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model_key": model_key,
-        "model_path": str(model_path),
-        "version": cfg.name,
-        "run": run,
-        "architecture": cfg.model.architecture,
+        **record,
         "parameters": int(model.count_params()),
-        "config_sha256": config_sha256(resolved["config"]),
-        "tokenizer_sha256": resolved["tokenizer"]["sha256"],
         "tokenizer": {**resolved["tokenizer"], "vocab_size": tokenizer.vocab_size},
         "config": resolved["config"],
         "data": {
@@ -171,5 +180,5 @@ def evaluate_run(model_path: str | Path, model_key: str | None = None, corpus: s
         },
         "metrics": lm_metrics(scored["total_nats"], scored["tokens"], scored["correct"],
                               scored["bytes"], scored["words"]),
-        "training": training_summary(model_path.parent.parent / "logs" / f"train_{run}.json"),
+        "training": training_summary(model_path.parent.parent / "logs" / f"train_{record['run']}.json"),
     }

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from kerasvq.config.base import from_dict
 from kerasvq.config.lm import LMConfig
 from kerasvq.errors import UserError
-from kerasvq.evaluation import config_sha256, heldout_documents
+from kerasvq.evaluation import heldout_documents, run_record
 from kerasvq.generation import generate_text
 from kerasvq.metrics.lexicon import load_lexicon
 from kerasvq.metrics.text import aggregate_metrics, human_baseline, text_metrics, verdict
@@ -107,16 +106,7 @@ def sample_run(model_path: str | Path, prompts: list[str], settings: dict | None
         agg["sample_verdicts"] = {label: labels.count(label) for label in sorted(set(labels))}
         summary[name] = agg
     return {
-        "schema_version": SAMPLES_SCHEMA_VERSION,
-        "kind": "kerasvq.samples",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model_key": model_key,
-        "model_path": str(model_path),
-        "version": cfg.name,
-        "run": model_path.name.removesuffix(".keras"),
-        "architecture": cfg.model.architecture,
-        "config_sha256": config_sha256(resolved["config"]),
-        "tokenizer_sha256": resolved["tokenizer"]["sha256"],
+        **run_record("kerasvq.samples", SAMPLES_SCHEMA_VERSION, model_path, model_key, cfg, resolved),
         "lexicon": {"sources": list(lexicon.sources), "size": len(lexicon)},
         "settings": {name: s.to_dict() for name, s in settings.items()},
         "human_baseline": human,
