@@ -31,21 +31,14 @@ def run():
     args = parser.parse_args()
     prepare_lexicon(args)
 
-    from kerasvq.comparison import compare, comparison_markdown, evaluate_and_sample, load_evaluations
+    from kerasvq.comparison import compare, comparison_markdown, gather_evaluations
     from kerasvq.registry import resolve_model
     from kerasvq.samples import read_prompts, settings_with
 
     resolved = [resolve_model(k, args.registry) for k in args.model_keys]
-    reused = [key for key, _, _ in resolved
-              if any((Path(d) / f"results_{key}.json").is_file() for d in args.reuse)]
-    fresh = [(key, path) for key, path, _ in resolved if key not in reused]
-    found = dict(zip(reused, zip(*load_evaluations(reused, args.reuse)))) if reused else {}
-    if fresh:
-        new = evaluate_and_sample(fresh, read_prompts(args.prompts), settings_with(args.max_new_tokens),
-                                  args.corpus, args.max_tokens)
-        found.update(zip([key for key, _ in fresh], zip(*new)))
-    results = [found[key][0] for key, _, _ in resolved]
-    samples = [found[key][1] for key, _, _ in resolved]
+    results, samples = gather_evaluations(
+        [(key, path) for key, path, _ in resolved], args.reuse, read_prompts(args.prompts),
+        settings_with(args.max_new_tokens), args.corpus, args.max_tokens)
     out = Path(args.output_dir)
     for (key, _, _), r, s in zip(resolved, results, samples):
         write_json(out / f"results_{key}.json", r)

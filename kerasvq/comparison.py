@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from pathlib import Path
 
 from kerasvq.errors import UserError
 
@@ -137,12 +138,24 @@ def evaluate_and_sample(models: list[tuple[str, object]], prompts: list[str], se
     return results, samples
 
 
+def gather_evaluations(models: list[tuple[str, object]], reuse: list, prompts: list[str], settings: dict | None = None,
+                       corpus: str | None = None, max_tokens: int | None = None, log=print):
+    """(results list, samples list) for each (key, model path): read from the `reuse` folders
+    when they hold that key's results (see `load_evaluations`), evaluated otherwise."""
+    reused = [key for key, _ in models if any((Path(d) / f"results_{key}.json").is_file() for d in reuse)]
+    fresh = [(key, path) for key, path in models if key not in reused]
+    results, samples = {}, {}
+    for key, r, s in zip(reused, *load_evaluations(reused, reuse)):
+        results[key], samples[key] = r, s
+    for (key, _), r, s in zip(fresh, *evaluate_and_sample(fresh, prompts, settings, corpus, max_tokens, log)):
+        results[key], samples[key] = r, s
+    return [results[key] for key, _ in models], [samples[key] for key, _ in models]
+
+
 def load_evaluations(keys: list[str], folders: list) -> tuple[list[dict], list[dict]]:
     """(results list, samples list) for `keys` read from `results_<key>.json` and
     `samples_<key>.json` in the first of `folders` that has both, as `compare_versions.py`
     writes them: combines models evaluated in separate runs or on other machines."""
-    from pathlib import Path
-
     from kerasvq.config.base import load_json
 
     results, samples = [], []

@@ -187,7 +187,7 @@ def test_registry_and_script_errors(tmp_path, monkeypatch):
 
 
 def test_comparison_reads_earlier_evaluations_from_folders(records, tmp_path):
-    from kerasvq.comparison import load_evaluations
+    from kerasvq.comparison import gather_evaluations, load_evaluations
     from kerasvq.config.base import save_json
     from kerasvq.errors import UserError
 
@@ -199,3 +199,8 @@ def test_comparison_reads_earlier_evaluations_from_folders(records, tmp_path):
     assert compare(results, samples)["same_data"]
     with pytest.raises(UserError, match="no results_v9.json"):
         load_evaluations(["v9"], [tmp_path / "first"])
+    # Reused models are read, never loaded: their model files need not exist here.
+    missing = tmp_path / "elsewhere" / "main.keras"
+    gathered = gather_evaluations([("tiny-v4", missing), ("tiny-v5", missing)], [tmp_path / "second", tmp_path / "first"],
+                                  PROMPTS)
+    assert [r["model_key"] for r in gathered[0]] == ["tiny-v4", "tiny-v5"]
