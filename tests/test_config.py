@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,13 @@ def test_plan_steps_rejects_warmup_as_long_as_training():
     cfg.train.warmup_fraction = 0.9
     with pytest.raises(UserError, match="warmup"):
         plan_steps(cfg, train_tokens=18)  # 2 steps, warmup rounds to 2
+
+
+def test_every_config_family_reads_yaml_as_well_as_json(tmp_path):
+    import yaml
+
+    v5 = Path(__file__).resolve().parent.parent / "versions" / "v5-transformer" / "config.json"
+    (tmp_path / "v5.yaml").write_text(yaml.safe_dump(json.loads(v5.read_text())))
+    from_yaml = load_lm_config(tmp_path / "v5.yaml", ["train.epochs=1"])
+    from_json = load_lm_config(v5, ["train.epochs=1"])
+    assert from_yaml == from_json and from_yaml.train.epochs == 1

@@ -173,6 +173,12 @@ def load_config_file(path: str | os.PathLike) -> dict:
     return _read_object(path, "YAML", yaml.safe_load, (yaml.YAMLError,))
 
 
+def load_config(cls, path: str | os.PathLike, overrides=()):
+    """A validated `cls` config from a JSON or YAML file, after `section.field=value` overrides."""
+    data = apply_overrides(load_config_file(path), list(overrides))
+    return from_dict(cls, data, str(path))
+
+
 def save_json(path: str | os.PathLike, data: Any) -> Path:
     """Writes JSON atomically (temporary file + rename), so a crash never leaves half a file."""
     path = Path(path)

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from kerasvq.config.base import apply_overrides, from_dict, load_config_file
+from kerasvq.config.base import from_dict, load_config
 from kerasvq.data.features import DEFAULT_FEATURES_DATASET
 from kerasvq.errors import UserError
 from kerasvq.paths import version_dir
@@ -164,6 +164,5 @@ class HVQVAEConfig:
 
 
 def load_hvqvae_config(path: str | Path, overrides: list[str] = ()) -> HVQVAEConfig:
-    """Loads and validates a YAML or JSON config after `section.field=value` overrides."""
-    data = apply_overrides(load_config_file(path), list(overrides))
-    return from_dict(HVQVAEConfig, data, str(path))
+    """Loads and validates a `HVQVAEConfig` from JSON or YAML, after `section.field=value` overrides."""
+    return load_config(HVQVAEConfig, path, overrides)

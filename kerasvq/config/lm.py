@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal, Optional
 
-from kerasvq.config.base import apply_overrides, from_dict, load_json
+from kerasvq.config.base import load_config
 from kerasvq.errors import UserError
 
 
@@ -212,6 +212,5 @@ class LMConfig:
 
 
 def load_lm_config(path: str | Path, overrides: list[str] = ()) -> LMConfig:
-    """Loads and validates an `LMConfig` from JSON, after applying `section.field=value` overrides."""
-    data = apply_overrides(load_json(path), list(overrides))
-    return from_dict(LMConfig, data, str(path))
+    """Loads and validates a `LMConfig` from JSON or YAML, after `section.field=value` overrides."""
+    return load_config(LMConfig, path, overrides)

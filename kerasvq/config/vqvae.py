@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal, Optional
 
-from kerasvq.config.base import apply_overrides, from_dict, load_json
+from kerasvq.config.base import load_config
 from kerasvq.errors import UserError
 
 
@@ -112,5 +112,5 @@ class VQVAEConfig:
 
 
 def load_vqvae_config(path: str | Path, overrides: list[str] = ()) -> VQVAEConfig:
-    data = apply_overrides(load_json(path), list(overrides))
-    return from_dict(VQVAEConfig, data, str(path))
+    """Loads and validates a `VQVAEConfig` from JSON or YAML, after `section.field=value` overrides."""
+    return load_config(VQVAEConfig, path, overrides)
