@@ -33,6 +33,7 @@ from kerasvq.data.corpus import read_documents, resolve_corpus, split_documents
 from kerasvq.errors import UserError
 from kerasvq.generation import compiled_steps
 from kerasvq.metrics.lm import lm_metrics
+from kerasvq.training.losses import token_cross_entropy
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -105,9 +106,7 @@ def score_documents(model, tokenizer, documents: list[str], batch_size: int = 16
     for start in range(0, num_windows, batch_size):
         sl = slice(start, start + batch_size)
         logits = forward(ops.convert_to_tensor(x[sl]))
-        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        picked = ops.take_along_axis(log_probs, ops.convert_to_tensor(y[sl])[..., None], axis=-1)
-        nll = -ops.convert_to_numpy(picked)[..., 0]
+        nll = ops.convert_to_numpy(token_cross_entropy(ops.convert_to_tensor(y[sl]), logits))
         pred = ops.convert_to_numpy(ops.argmax(logits, axis=-1))
         m = mask[sl]
         total_nats += float(nll[m].astype("float64").sum())

@@ -70,6 +70,25 @@ def test_keras_round_trip_gives_identical_logits(tmp_path, model_fn):
     assert restored.get_config() == model.get_config()
 
 
+def test_configs_saved_before_approximate_gelu_keep_the_exact_gelu():
+    model = tiny_transformer()
+    x = tokens()
+    assert model.approximate_gelu and model(x) is not None
+    legacy_config = model.get_config()
+    del legacy_config["approximate_gelu"]
+    legacy = TransformerLM.from_config(legacy_config)
+    legacy(x)
+    legacy.set_weights(model.get_weights())
+    assert not legacy.approximate_gelu and not legacy.blocks[0].approximate_gelu
+    exact = tiny_transformer(approximate_gelu=False)
+    exact(x)
+    exact.set_weights(model.get_weights())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(legacy(x)), keras.ops.convert_to_numpy(exact(x)))
+    # The two forms differ a little, but they do differ: the flag reaches the blocks.
+    difference = np.abs(keras.ops.convert_to_numpy(model(x)) - keras.ops.convert_to_numpy(exact(x))).max()
+    assert 0 < difference < 1e-2
+
+
 def test_lstm_state_cache_matches_full_forward():
     model = LSTMLM(vocab_size=97, seq_len=24, units=16, num_layers=2, dropout=0.0)
     x = tokens(length=10)

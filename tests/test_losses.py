@@ -21,6 +21,32 @@ def test_sparse_smoothing_matches_dense_formula(smoothing):
 
 
 @pytest.mark.backend_neutral
+def test_smoothed_loss_gradient_is_softmax_minus_smoothed_target():
+    from keras import ops
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 3, 7)).astype("float32") * 2
+    labels = rng.integers(0, 7, size=(2, 3))
+    smoothing = 0.2
+    loss = SparseCategoricalCrossentropyWithSmoothing(label_smoothing=smoothing)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        grad = np.asarray(jax.grad(lambda z: loss(labels, z))(logits))
+    else:
+        import tensorflow as tf
+
+        z = tf.Variable(logits)
+        with tf.GradientTape() as tape:
+            value = loss(labels, z)
+        grad = tape.gradient(value, z).numpy()
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    target = (1 - smoothing) * np.eye(7)[labels] + smoothing / 7
+    np.testing.assert_allclose(grad, (probs - target) / labels.size, atol=1e-6)
+    assert np.isfinite(float(ops.convert_to_numpy(loss(labels, logits * 1e4))))
+
+
+@pytest.mark.backend_neutral
 def test_perplexity_ignores_smoothing_and_matches_exp_cross_entropy():
     logits = np.log(np.array([[[0.5, 0.25, 0.25]]], dtype="float32"))
     labels = np.array([[0]])

@@ -33,6 +33,9 @@ class TransformerLM(keras.Model):
         dropout: embedding and residual dropout.
         positions: "learned", "sinusoidal" or "rotary".
         tie_embeddings: reuse the token embedding as the output projection.
+        approximate_gelu: gpt blocks' feed-forward GELU in GPT-2's tanh form (True) or the
+            exact erf form (False, what models saved before this argument used; they load
+            with it).
         block: "gpt" (`TransformerDecoder`) or "llama" (`LlamaDecoder`: RMSNorm, rotary,
             bias-free GQA attention; needs positions="rotary"; final norm is RMSNorm too).
         num_kv_heads: llama only, key/value heads (None = num_heads).
@@ -57,6 +60,7 @@ class TransformerLM(keras.Model):
         num_kv_heads=None,
         ffn="dense",
         expert_options=None,
+        approximate_gelu=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -79,6 +83,7 @@ class TransformerLM(keras.Model):
         self.num_kv_heads = num_kv_heads
         self.ffn = ffn
         self.expert_options = dict(expert_options or {})
+        self.approximate_gelu = approximate_gelu
         # The router losses the expert layers add, logged apart from the main loss ("aux_loss").
         self.aux_loss_tracker = (
             keras.metrics.Mean(name="aux_loss") if block == "llama" and ffn != "dense" else None
@@ -115,6 +120,7 @@ class TransformerLM(keras.Model):
                 self.d_ff,
                 dropout=self.dropout,
                 rotary=self.positions == "rotary",
+                approximate_gelu=self.approximate_gelu,
                 kernel_initializer=init,
                 output_kernel_initializer=residual_init,
                 dtype=policy,
@@ -239,4 +245,9 @@ class TransformerLM(keras.Model):
             "num_kv_heads": self.num_kv_heads,
             "ffn": self.ffn,
             "expert_options": self.expert_options,
+            "approximate_gelu": self.approximate_gelu,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config({"approximate_gelu": False, **config})
