@@ -55,6 +55,12 @@ def test_perplexity_ignores_smoothing_and_matches_exp_cross_entropy():
     ppl.update_state(labels, logits)
     np.testing.assert_allclose(float(ce.result()), np.log(2), rtol=1e-6)
     np.testing.assert_allclose(float(ppl.result()), 2.0, rtol=1e-6)
+    both = CrossEntropy(report_perplexity=True)
+    both.update_state(labels, logits)
+    result = both.result()
+    assert sorted(result) == ["cross_entropy", "perplexity"]
+    np.testing.assert_allclose(float(result["perplexity"]), 2.0, rtol=1e-6)
+    assert CrossEntropy.from_config(both.get_config()).report_perplexity
 
 
 def test_warmup_cosine_shape():

@@ -29,7 +29,7 @@ from kerasvq.sampling import SamplingConfig
 from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger, async_safe
 from kerasvq.training.distribution import plan_replicas
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
-from kerasvq.training.metrics import CrossEntropy, Perplexity
+from kerasvq.training.metrics import CrossEntropy
 from kerasvq.training.optimizers import adamw_for
 from kerasvq.training.sample_text import SampleTextLogger
 from kerasvq.training.schedules import warmup_cosine
@@ -77,7 +77,7 @@ def compile_for_training(model, cfg: LMConfig, total_steps: int, warmup_steps: i
     model.compile(
         optimizer=adamw_for(model, schedule, t.weight_decay, t.beta_1, t.beta_2, t.clipnorm),
         loss=SparseCategoricalCrossentropyWithSmoothing(t.label_smoothing),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(), Perplexity()],
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), CrossEntropy(report_perplexity=True)],
         steps_per_execution=t.steps_per_execution,
     )
 
