@@ -198,24 +198,28 @@ class TransformerLM(keras.Model):
         return self._logits(x)
 
     def init_cache(self, batch_size, max_length=None):
-        """An empty KV cache: (layers, batch, 2, max_length, heads, head_dim)."""
+        """An empty KV cache: one (keys, values) pair per layer, each of shape
+        (batch, max_length, kv_heads, head_dim)."""
         max_length = max_length or self.seq_len
         self._check_length(max_length)
         if not self.built:
             self.build()
         head_dim = self.d_model // self.num_heads
         kv_heads = self.num_kv_heads or self.num_heads
-        shape = (self.num_layers, batch_size, 2, max_length, kv_heads, head_dim)
-        return ops.zeros(shape, dtype=self.compute_dtype)
+        shape = (batch_size, max_length, kv_heads, head_dim)
+        return tuple(
+            (ops.zeros(shape, dtype=self.compute_dtype), ops.zeros(shape, dtype=self.compute_dtype))
+            for _ in range(self.num_layers)
+        )
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Runs `token_ids` placed at `cache_update_index`; returns (logits, updated cache)."""
         x = self._embed(token_ids, cache_update_index, training=False)
-        layer_caches = []
-        for i, block in enumerate(self.blocks):
-            x, layer_cache = block(x, cache=cache[i], cache_update_index=cache_update_index)
-            layer_caches.append(layer_cache)
-        return self._logits(x), ops.stack(layer_caches, axis=0)
+        updated = []
+        for block, layer_cache in zip(self.blocks, cache):
+            x, layer_cache = block(x, cache=layer_cache, cache_update_index=cache_update_index)
+            updated.append(layer_cache)
+        return self._logits(x), tuple(updated)
 
     def attention_weights(self, token_ids):
         """Attention weights of every layer: a list of (batch, heads, seq, seq) arrays."""
