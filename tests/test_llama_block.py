@@ -60,7 +60,7 @@ def test_llama_kv_cache_matches_full_forward(ffn):
     x = _tokens()
     logits = _np(model(x))
     cache = model.init_cache(batch_size=2, max_length=SEQ)
-    assert cache[0][0].shape[-2] == 2  # GQA: the cache holds num_kv_heads heads
+    assert cache[0].shape[-2] == 2  # GQA: the cache holds num_kv_heads heads
     first, cache = model.call_with_cache(x[:, :12], cache, 0)
     step, _ = model.call_with_cache(x[:, 12:13], cache, 12)
     np.testing.assert_allclose(_np(first), logits[:, :12], atol=1e-4)

@@ -3,7 +3,7 @@
 Example:
     >>> block = TransformerDecoder(num_heads=8, d_ff=1024, dropout=0.1)
     >>> y = block(keras.random.normal((2, 16, 256)))                        # (2, 16, 256)
-    >>> y, (keys, values) = block(x_step, cache=(keys, values), cache_update_index=5)  # generation
+    >>> y, cache = block(x_step, cache=cache, cache_update_index=5)          # generation
 """
 
 import keras

@@ -198,19 +198,16 @@ class TransformerLM(keras.Model):
         return self._logits(x)
 
     def init_cache(self, batch_size, max_length=None):
-        """An empty KV cache: one (keys, values) pair per layer, each of shape
-        (batch, max_length, kv_heads, head_dim)."""
+        """An empty KV cache: one tensor per layer, (2, batch, max_length, kv_heads, head_dim)
+        holding keys then values."""
         max_length = max_length or self.seq_len
         self._check_length(max_length)
         if not self.built:
             self.build()
         head_dim = self.d_model // self.num_heads
         kv_heads = self.num_kv_heads or self.num_heads
-        shape = (batch_size, max_length, kv_heads, head_dim)
-        return tuple(
-            (ops.zeros(shape, dtype=self.compute_dtype), ops.zeros(shape, dtype=self.compute_dtype))
-            for _ in range(self.num_layers)
-        )
+        shape = (2, batch_size, max_length, kv_heads, head_dim)
+        return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in range(self.num_layers))
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Runs `token_ids` placed at `cache_update_index`; returns (logits, updated cache)."""
