@@ -12,10 +12,11 @@ step, gradient clipping, bf16 autocast on CUDA, the model under `torch.compile`.
 Shape, optimizer settings (learning rate, betas, weight decay, clip norm, label smoothing) and
 the real token windows come from the same config and `load_stream` / `WindowDataset` as
 `train_throughput.py`, with its schedule (1 warmup step, cosine over 10× the steps run).
-Timing: `--warmup-steps` untimed steps (they compile), then `--steps` steps between two
-device synchronisations. Prints one row per (batch size, dropout): tokens/s, ms per step,
-MFU (6·N + 12·L·T·D FLOPs per token, N without position embeddings), the mean loss of the
-timed steps and the first step's loss (≈ ln(vocab) at nanoGPT's init).
+Timing: `--warmup-steps` untimed steps (they compile) lasting at least 2 s, then `--steps`
+steps between two device synchronisations. Prints one row per (batch size, dropout):
+tokens/s, ms per step, MFU (6·N + 12·L·T·D FLOPs per token, N without position
+embeddings), the mean loss of the timed steps and the first step's loss (≈ ln(vocab) at
+nanoGPT's init).
 
     python bench/nanogpt_peer.py --batch-sizes 16 --steps 10 --warmup-steps 2       # CPU
     KERAS_BACKEND=jax python bench/nanogpt_peer.py --tokens .gpudata/train_tokens.npy \\
@@ -137,6 +138,8 @@ def measure(torch, cfg, stream, batch_size, steps, warmup_steps, opts):
 
     import numpy as np
 
+    from train_throughput import WARM_SECONDS
+
     from kerasvq.data.windows import WindowDataset
 
     device = torch.device(opts.device)
@@ -172,11 +175,13 @@ def measure(torch, cfg, stream, batch_size, steps, warmup_steps, opts):
 
     model.train()
     x, y = batch(0)
-    first_loss, timed_sum, start = None, None, None
-    for step in range(warmup_steps + steps):
-        if step == warmup_steps:
+    first_loss, timed_sum, start, warm_until, step = None, None, None, None, 0
+    # Untimed: `warmup_steps` steps (they compile), and at least WARM_SECONDS after the first
+    # step, as in train_throughput.py, so that the GPU's clocks have ramped up.
+    while start is None or step < timed_from + steps:
+        if start is None and step >= warmup_steps and time.perf_counter() >= warm_until:
             sync()
-            start = time.perf_counter()
+            start, timed_from = time.perf_counter(), step
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg.train, 1, total)
         with autocast:
@@ -188,8 +193,10 @@ def measure(torch, cfg, stream, batch_size, steps, warmup_steps, opts):
         optimizer.zero_grad(set_to_none=True)
         if step == 0:
             first_loss = loss.item()
-        if step >= warmup_steps:  # summed on the device, read once at the end
+            warm_until = time.perf_counter() + WARM_SECONDS
+        if start is not None:  # summed on the device, read once at the end
             timed_sum = loss.detach() if timed_sum is None else timed_sum + loss.detach()
+        step += 1
     mean_loss = timed_sum.item() / steps
     sync()
     seconds = time.perf_counter() - start

@@ -4,7 +4,8 @@ Builds the model from a version config (plus overrides), compiles it exactly as
 `kerasvq train` does, and times `model.fit` over real token windows: one untimed fit that
 compiles, then a second fit timed from the end of its step `SETTLE_STEPS` to the end of
 `--steps` steps later (Keras on JAX compiles the step again when a fit under a
-`keras.distribution` starts; the settle steps keep that out of the timing). Prints one row
+`keras.distribution` starts; the settle steps keep that out of the timing, and there are at
+least `WARM_SECONDS` of them so that a GPU's clocks have ramped up). Prints one row
 per (batch size, dropout): tokens/s, ms per step and model FLOPs utilization.
 
     python bench/train_throughput.py --config versions/v5-transformer/config.json \\
@@ -19,6 +20,7 @@ L layers, T sequence length, D width), as nanoGPT does, over `--peak-tflops`.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import keras
@@ -33,6 +35,7 @@ from kerasvq.training.run import compile_for_training
 
 
 SETTLE_STEPS = 3
+WARM_SECONDS = 2.0  # measured on an H100: batch 32 timed right after compiling ran 4.5 ms/step, later 3.0
 
 
 class StepTimer(StepCounter):
@@ -78,17 +81,33 @@ def load_stream(args, cfg):
 
 
 class LossRecorder(keras.callbacks.Callback):
-    """Keeps every step's (running mean) loss; read after fit."""
+    """Keeps every step's (running mean) loss and end time; read after fit. Not async-safe, so
+    Keras waits for each step and the times are the device's step times."""
 
     def __init__(self):
         super().__init__()
-        self.values = []
+        self.values, self.times = [], []
 
     def on_train_batch_end(self, batch, logs=None):
         self.values.append(logs["loss"])
+        self.times.append(time.perf_counter())
 
     def losses(self):
         return [float(v) for v in self.values]
+
+    def step_seconds(self):
+        """Median duration of the recorded steps after the first (which compiles)."""
+        gaps = np.diff(self.times[1:])
+        return float(np.median(gaps)) if len(gaps) else float("inf")
+
+
+def windows(stream, cfg, batch_size, steps):
+    """Shuffled real windows for `steps` batches; the tokens repeat rather than run out."""
+    needed = steps * batch_size * cfg.data.seq_len + 1
+    if len(stream) < needed:
+        stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
+    return WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True,
+                         seed=cfg.train.seed)
 
 
 def measure(cfg, stream, batch_size, steps, warmup_steps):
@@ -100,23 +119,19 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     spe = cfg.train.steps_per_execution
     warmup_steps = max(spe, warmup_steps - warmup_steps % spe)
     steps = max(spe, steps - steps % spe)
-    settle = -(-SETTLE_STEPS // spe) * spe  # rounded up to whole executions
-    needed = (warmup_steps + settle + steps) * batch_size * cfg.data.seq_len + 1
-    if len(stream) < needed:  # repeat the real tokens rather than run out of data mid-timing
-        stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
-    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True,
-                            seed=cfg.train.seed)
     recorder = LossRecorder()
     with replicas.scope():
         model = build_language_model(cfg)
         compile_for_training(model, cfg, total_steps=10 * (steps + warmup_steps), warmup_steps=1)
         # The untimed first fit compiles and records the first steps' losses (a per-step
         # callback that is not async-safe makes Keras wait for every step, so not while timing).
-        model.fit(batches, epochs=1, steps_per_epoch=warmup_steps, callbacks=[recorder],
-                  verbose=0, shuffle=False)
+        model.fit(windows(stream, cfg, batch_size, warmup_steps), epochs=1,
+                  steps_per_epoch=warmup_steps, callbacks=[recorder], verbose=0, shuffle=False)
+        settle = max(SETTLE_STEPS, math.ceil(WARM_SECONDS / recorder.step_seconds() * spe))
+        settle = -(-settle // spe) * spe  # rounded up to whole executions
         timer = StepTimer(settle, steps)
-        history = model.fit(batches, epochs=1, steps_per_epoch=settle + steps, callbacks=[timer],
-                            verbose=0, shuffle=False)
+        history = model.fit(windows(stream, cfg, batch_size, settle + steps), epochs=1,
+                            steps_per_epoch=settle + steps, callbacks=[timer], verbose=0, shuffle=False)
     seconds = timer.end - timer.start
     return {
         "tokens_per_second": timer.timed_steps * batch_size * cfg.data.seq_len / seconds,
