@@ -212,15 +212,10 @@ def measure(torch, cfg, stream, batch_size, steps, warmup_steps, opts):
 
 
 def parse_args():
+    from train_throughput import add_grid_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="versions/v5-transformer/config.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
-    parser.add_argument("--dropouts", type=float, nargs="+", default=[0.1])
-    parser.add_argument("--steps", type=int, default=20, help="timed steps")
-    parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps (compilation)")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU")
+    add_grid_arguments(parser)
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
                         help="default: cuda when available")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -235,14 +230,14 @@ def parse_args():
 
 
 def main():
-    args = parse_args()
     # keras is needed only for WindowDataset; keep TensorFlow out and JAX off the GPU's memory.
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    args = parse_args()
     import torch
 
     from kerasvq.config.lm import load_lm_config
-    from train_throughput import load_stream
+    from train_throughput import load_stream, measure_grid, print_rows
 
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -261,23 +256,13 @@ def main():
         raise SystemExit("error: the nanoGPT peer needs a gpt-block transformer with learned "
                          "positions and tied embeddings")
     stream = load_stream(args, cfg)
-    rows = []
-    for batch_size in args.batch_sizes:
-        for dropout in args.dropouts:
-            cfg.model.dropout = dropout
-            r = measure(torch, cfg, stream, batch_size, args.steps, args.warmup_steps, args)
-            mfu = (r["tokens_per_second"] * r["flops_per_token"] / (args.peak_tflops * 1e12)
-                   if args.peak_tflops else None)
-            rows.append((batch_size, dropout, r, mfu))
+    rows = measure_grid(cfg, args, lambda batch_size: measure(
+        torch, cfg, stream, batch_size, args.steps, args.warmup_steps, args))
     print(f"peer=nanoGPT torch={torch.__version__} device={args.device} dtype={args.dtype} "
           f"compile={args.compile} threads={torch.get_num_threads()} seq_len={cfg.data.seq_len} "
           f"d_model={cfg.model.d_model} layers={cfg.model.num_layers} "
           f"params={rows[0][2]['params']:,} (no positions) ln(vocab)={math.log(cfg.data.vocab_size):.3f}")
-    print(f"{'batch':>6} {'dropout':>8} {'tokens/s':>12} {'ms/step':>9} {'MFU':>7} {'loss':>7} {'loss@0':>7}")
-    for batch_size, dropout, r, mfu in rows:
-        mfu_text = f"{100 * mfu:6.1f}%" if mfu is not None else "    n/a"
-        print(f"{batch_size:>6} {dropout:>8.2f} {r['tokens_per_second']:>12,.0f} "
-              f"{r['ms_per_step']:>9.1f} {mfu_text} {r['final_loss']:>7.3f} {r['first_loss']:>7.3f}")
+    print_rows(rows, extra_columns=[("loss@0", "first_loss")])
 
 
 if __name__ == "__main__":

@@ -144,8 +144,8 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_grid_arguments(parser):
+    """The options every training-throughput bench shares: config, data, grid, timing, MFU."""
     parser.add_argument("--config", default="versions/v5-transformer/config.json")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
@@ -154,26 +154,46 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps (compilation)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU")
-    args = parser.parse_args()
 
-    cfg = load_lm_config(args.config, args.overrides)
-    stream = load_stream(args, cfg)
+
+def measure_grid(cfg, args, measure_one):
+    """`measure_one(batch_size)` at every batch size × dropout of `args`: a list of
+    (batch size, dropout, result, MFU or None) rows."""
     rows = []
     for batch_size in args.batch_sizes:
         for dropout in args.dropouts:
             cfg.model.dropout = dropout
-            r = measure(cfg, stream, batch_size, args.steps, args.warmup_steps)
+            r = measure_one(batch_size)
             mfu = (r["tokens_per_second"] * r["flops_per_token"] / (args.peak_tflops * 1e12)
                    if args.peak_tflops else None)
             rows.append((batch_size, dropout, r, mfu))
+    return rows
+
+
+def print_rows(rows, extra_columns=()):
+    """The grid as a table; `extra_columns` are (title, result key) pairs of floats."""
+    extra_titles = "".join(f" {title:>7}" for title, _ in extra_columns)
+    print(f"{'batch':>6} {'dropout':>8} {'tokens/s':>12} {'ms/step':>9} {'MFU':>7} {'loss':>7}{extra_titles}")
+    for batch_size, dropout, r, mfu in rows:
+        mfu_text = f"{100 * mfu:6.1f}%" if mfu is not None else "    n/a"
+        extra = "".join(f" {r[key]:>7.3f}" for _, key in extra_columns)
+        print(f"{batch_size:>6} {dropout:>8.2f} {r['tokens_per_second']:>12,.0f} "
+              f"{r['ms_per_step']:>9.1f} {mfu_text} {r['final_loss']:>7.3f}{extra}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_grid_arguments(parser)
+    args = parser.parse_args()
+
+    cfg = load_lm_config(args.config, args.overrides)
+    stream = load_stream(args, cfg)
+    rows = measure_grid(cfg, args, lambda batch_size: measure(cfg, stream, batch_size, args.steps,
+                                                              args.warmup_steps))
     print(f"backend={keras.backend.backend()} dtype_policy={cfg.train.dtype_policy} "
           f"seq_len={cfg.data.seq_len} model={cfg.model.architecture} d_model={cfg.model.d_model} "
           f"layers={cfg.model.num_layers} steps_per_execution={cfg.train.steps_per_execution}")
-    print(f"{'batch':>6} {'dropout':>8} {'tokens/s':>12} {'ms/step':>9} {'MFU':>7} {'loss':>7}")
-    for batch_size, dropout, r, mfu in rows:
-        mfu_text = f"{100 * mfu:6.1f}%" if mfu is not None else "    n/a"
-        print(f"{batch_size:>6} {dropout:>8.2f} {r['tokens_per_second']:>12,.0f} "
-              f"{r['ms_per_step']:>9.1f} {mfu_text} {r['final_loss']:>7.3f}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":
