@@ -138,17 +138,12 @@ def measure(torch, cfg, stream, batch_size, steps, warmup_steps, opts):
 
     import numpy as np
 
-    from train_throughput import WARM_SECONDS
-
-    from kerasvq.data.windows import WindowDataset
+    from train_throughput import WARM_SECONDS, windows
 
     device = torch.device(opts.device)
     torch.manual_seed(cfg.train.seed)
-    needed = (warmup_steps + steps) * batch_size * cfg.data.seq_len + 1
-    if len(stream) < needed:  # repeat the real tokens rather than run out of data mid-timing
-        stream = np.tile(np.asarray(stream), needed // len(stream) + 1)
-    batches = WindowDataset(stream, cfg.data.seq_len, cfg.data.seq_len, batch_size, shuffle=True,
-                            seed=cfg.train.seed)
+    # Sized for the counted steps; the warm-up may run longer and wraps around (batch(i) below).
+    batches = windows(stream, cfg, batch_size, warmup_steps + steps)
 
     def batch(i):
         x, y = batches[i % len(batches)]

@@ -23,6 +23,7 @@ import re
 import sys
 import tempfile
 
+WARMUP_STEPS = 5
 DUMP_DIR = tempfile.mkdtemp(prefix="kerasvq_hlo_")
 # XLA reads its flags when JAX starts, so they are set before anything imports jax.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={DUMP_DIR} --xla_dump_hlo_as_text"
@@ -97,22 +98,20 @@ def main():
     if keras.config.backend() != "jax" or jax.default_backend() != "gpu":
         sys.exit("error: profile_train_step.py needs KERAS_BACKEND=jax and a GPU")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from train_throughput import load_stream
+    from train_throughput import load_stream, windows
 
     from kerasvq.config.lm import load_lm_config
-    from kerasvq.data.windows import WindowDataset
     from kerasvq.models.build import build_language_model
     from kerasvq.training.run import compile_for_training
 
     cfg = load_lm_config(args.config, args.overrides)
     cfg.train.batch_size = args.batch_size
-    batches = WindowDataset(load_stream(args, cfg), cfg.data.seq_len, cfg.data.seq_len,
-                            args.batch_size, shuffle=True, seed=cfg.train.seed)
+    batches = windows(load_stream(args, cfg), cfg, args.batch_size, WARMUP_STEPS + args.steps)
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_language_model(cfg)
     compile_for_training(model, cfg, total_steps=1000, warmup_steps=1)
     fit = lambda steps: model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)  # noqa: E731
-    fit(5)  # compiles
+    fit(WARMUP_STEPS)  # compiles
     trace_dir = tempfile.mkdtemp(prefix="kerasvq_trace_")
     jax.profiler.start_trace(trace_dir)
     fit(args.steps)

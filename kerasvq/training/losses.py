@@ -42,10 +42,11 @@ class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        nll, log_normalizer = cross_entropy_terms(y_true, y_pred)
+        logits = ops.cast(y_pred, "float32")
+        nll, log_normalizer = cross_entropy_terms(y_true, logits)
         if not self.label_smoothing:
             return nll
-        uniform = log_normalizer - ops.mean(ops.cast(y_pred, "float32"), axis=-1)
+        uniform = log_normalizer - ops.mean(logits, axis=-1)
         return (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
 
     def get_config(self):
