@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers.causal_self_attention import CausalSelfAttention
+from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
@@ -57,7 +58,7 @@ class TransformerDecoder(keras.layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         policy = self.dtype_policy
-        self.attention_norm = keras.layers.LayerNormalization(
+        self.attention_norm = OnePassLayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=policy, name="attention_norm"
         )
         self.attention = CausalSelfAttention(
@@ -68,7 +69,7 @@ class TransformerDecoder(keras.layers.Layer):
             dtype=policy,
             name="attention",
         )
-        self.ffn_norm = keras.layers.LayerNormalization(
+        self.ffn_norm = OnePassLayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=policy, name="ffn_norm"
         )
         self.ffn_hidden = keras.layers.Dense(

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers.llama_decoder import LlamaDecoder
+from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kerasvq.layers.token_embedding import TokenEmbedding
 from kerasvq.layers.transformer_decoder import TransformerDecoder
@@ -131,7 +132,7 @@ class TransformerLM(keras.Model):
         if self.block == "llama":
             self.final_norm = keras.layers.RMSNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
         else:
-            self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
+            self.final_norm = OnePassLayerNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
         self.final_norm.build((None, None, self.d_model))
         self.output_head = None
         if not self.tie_embeddings:
