@@ -28,6 +28,7 @@ from train_throughput import load_stream, measure  # noqa: E402
 
 from kerasvq.config.lm import load_lm_config  # noqa: E402
 from kerasvq.training.distribution import plan_replicas  # noqa: E402
+from kerasvq.training.xla_flags import use_training_xla_flags  # noqa: E402
 
 
 def main():
@@ -44,6 +45,7 @@ def main():
     parser.add_argument("--no-loss-run", action="store_true",
                         help="skip run 3 (one device at the global batch), e.g. when it does not fit")
     args = parser.parse_args()
+    use_training_xla_flags()  # as `kerasvq train` does, before JAX starts
 
     cfg = load_lm_config(args.config, args.overrides)
     cfg.model.dropout = args.dropout

@@ -16,6 +16,7 @@ from kerasvq.config.lm import load_lm_config
 from kerasvq.data.lm_data import load_lm_data
 from kerasvq.runs import RunPaths
 from kerasvq.training.precision_check import compare_policies
+from kerasvq.training.xla_flags import use_training_xla_flags
 
 
 def main():
@@ -26,6 +27,7 @@ def main():
     parser.add_argument("--policies", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--noise-seed", type=int, default=7, help="seed of the extra float32 run")
     args = parser.parse_args()
+    use_training_xla_flags()  # as `kerasvq train` does, before JAX starts
 
     cfg = load_lm_config(args.config, args.overrides)
     mappings = RunPaths(cfg.data.tokenizer_version or cfg.name, "bench").mappings

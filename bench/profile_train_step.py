@@ -92,6 +92,9 @@ def main():
     parser.add_argument("--top", type=int, default=25, help="kernels listed")
     args = parser.parse_args()
 
+    from kerasvq.training.xla_flags import use_training_xla_flags
+
+    use_training_xla_flags()  # as `kerasvq train` does, before JAX starts
     import jax
     import keras
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import keras
@@ -32,6 +33,7 @@ from kerasvq.models.build import build_language_model
 from kerasvq.training.callbacks import StepCounter
 from kerasvq.training.distribution import plan_replicas
 from kerasvq.training.run import compile_for_training
+from kerasvq.training.xla_flags import use_training_xla_flags
 
 
 SETTLE_STEPS = 3
@@ -185,6 +187,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_grid_arguments(parser)
     args = parser.parse_args()
+    use_training_xla_flags()  # as `kerasvq train` does, before JAX starts
 
     cfg = load_lm_config(args.config, args.overrides)
     stream = load_stream(args, cfg)
@@ -192,7 +195,8 @@ def main():
                                                               args.warmup_steps))
     print(f"backend={keras.backend.backend()} dtype_policy={cfg.train.dtype_policy} "
           f"seq_len={cfg.data.seq_len} model={cfg.model.architecture} d_model={cfg.model.d_model} "
-          f"layers={cfg.model.num_layers} steps_per_execution={cfg.train.steps_per_execution}")
+          f"layers={cfg.model.num_layers} steps_per_execution={cfg.train.steps_per_execution} "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     print_rows(rows)
 
 

@@ -33,6 +33,7 @@ from kerasvq.training.metrics import CrossEntropy
 from kerasvq.training.optimizers import adamw_for
 from kerasvq.training.sample_text import SampleTextLogger
 from kerasvq.training.schedules import warmup_cosine
+from kerasvq.training.xla_flags import use_training_xla_flags
 
 # Written to TensorBoard's text tab as greedy continuations at epoch ends (at most 10 times).
 SAMPLE_PROMPTS = [
@@ -122,6 +123,9 @@ def _save_model_atomically(model, path):
 def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=None,
                          extra_callbacks=(), log=print) -> dict:
     """Trains `cfg`'s model; returns the final history record (also saved as JSON)."""
+    added = use_training_xla_flags()  # before anything below starts JAX
+    if added:
+        log(f"XLA_FLAGS += {' '.join(added)}")
     paths = RunPaths(cfg.name, run_name)
     _claim_run(paths, overwrite, log)
     # Checked before any data is read; MoE/MoC layers assign routing statistics mid-step.
@@ -145,6 +149,7 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
         "data": data.summary(),
         "steps": steps,
         "distribution": replicas.summary(),
+        "xla_flags": os.environ.get("XLA_FLAGS", "") if keras.config.backend() == "jax" else None,
     }
     _check_resume(paths, resolved)
     with replicas.scope():  # building, compile and fit: data-parallel when the config asks
