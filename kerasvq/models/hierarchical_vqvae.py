@@ -39,6 +39,7 @@ from kerasvq.data.feature_groups import validate_groups
 from kerasvq.errors import UserError
 from kerasvq.layers.grouped_feature_encoder import GroupedFeatureEncoder, mlp_layers
 from kerasvq.layers.vector_quantizer import VectorQuantizer, cross_correlation_loss
+from kerasvq.models.untracked_fit_state import UntrackedFitState
 
 DEFAULT_LEVELS = (
     {"name": "coarse", "dim": 32, "codebook_size": 128},
@@ -48,7 +49,7 @@ DEFAULT_LEVELS = (
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
-class HierarchicalVQVAE(keras.Model):
+class HierarchicalVQVAE(UntrackedFitState, keras.Model):
     """Grouped encoder → per-level, per-category residual VQ → per-category decoders.
 
     Args:

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers.token_embedding import TokenEmbedding
+from kerasvq.models.untracked_fit_state import UntrackedFitState
 
 
 INITIALIZATIONS = ("pytorch", "keras")
@@ -31,7 +32,7 @@ def _initializers(initialization, units):
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
-class LSTMLM(keras.Model):
+class LSTMLM(UntrackedFitState, keras.Model):
     """Embedding → Dropout → `num_layers` × (LSTM → Dropout) → vocabulary logits.
 
     The generation "cache" is the recurrent state, so the same sampling code drives this

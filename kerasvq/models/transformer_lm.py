@@ -18,10 +18,11 @@ from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalizatio
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kerasvq.layers.token_embedding import TokenEmbedding
 from kerasvq.layers.transformer_decoder import TransformerDecoder
+from kerasvq.models.untracked_fit_state import UntrackedFitState
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
-class TransformerLM(keras.Model):
+class TransformerLM(UntrackedFitState, keras.Model):
     """Token embedding (+ positions) → decoder blocks → LayerNorm → vocabulary logits.
 
     Inputs longer than `seq_len` are rejected, never truncated. Weights follow GPT-2's

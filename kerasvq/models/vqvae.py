@@ -38,12 +38,13 @@ from keras import ops
 from kerasvq.data.embeddings import check_finite, check_width
 from kerasvq.errors import UserError
 from kerasvq.layers.vector_quantizer import VectorQuantizer
+from kerasvq.models.untracked_fit_state import UntrackedFitState
 
 RECONSTRUCTION_LOSSES = ("relative", "variance", "cosine")
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
-class VQVAE(keras.Model):
+class VQVAE(UntrackedFitState, keras.Model):
     """MLP encoder → product `VectorQuantizer` → MLP decoder over fixed-width embeddings."""
 
     def __init__(
