@@ -44,6 +44,7 @@ def test_overrides_parse_json_values():
         ({"train": {"epoch": 4}}, "unknown field 'train.epoch'"),
         ({"bogus": 1}, "unknown field 'bogus'"),
         ({"model": {"positions": "alibi"}}, "model.positions"),
+        ({"train": {"max_steps": 10, "steps_per_execution": 4}}, "'train.max_steps' (10) must be a multiple"),
     ],
 )
 def test_config_errors_are_one_line_and_name_the_field(tmp_path, data, message):

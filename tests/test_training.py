@@ -123,3 +123,18 @@ def test_cli_bad_config_field_is_one_line_with_exit_2(tiny_lm_config, capsys):
     assert main(["train", "--config", str(tiny_lm_config()), "--set", "model.num_heads=5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "num_heads" in err and "\n" not in err
+
+
+@pytest.mark.backend_neutral
+def test_several_steps_per_execution_train_the_same_steps(tiny_lm_config):
+    # `train.steps_per_execution` only changes how often the host hands over control: the
+    # same steps on the same batches give the same validation loss.
+    losses = {}
+    for spe in (1, 4):
+        cfg = load_lm_config(tiny_lm_config(), [f"train.steps_per_execution={spe}", "train.epochs=1",
+                                                "data.max_docs=200"])
+        train_language_model(cfg, f"spe{spe}", **quiet)
+        record = history(cfg, f"spe{spe}")
+        assert record["epochs"][0]["steps"] == record["steps"]["steps_per_epoch"]
+        losses[spe] = record["epochs"][0]["val_loss"]
+    assert losses[4] == pytest.approx(losses[1], rel=1e-4)

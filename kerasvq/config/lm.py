@@ -181,6 +181,10 @@ class TrainConfig:
                 raise UserError(f"field 'train.{name}' must be at least 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise UserError(f"field 'train.max_steps' must be at least 1 or null, got {self.max_steps}")
+        if self.max_steps is not None and self.max_steps % self.steps_per_execution:
+            # Keras hands control back only between executions, so the cap could not land on max_steps.
+            raise UserError(f"field 'train.max_steps' ({self.max_steps}) must be a multiple of "
+                            f"train.steps_per_execution ({self.steps_per_execution})")
         if self.learning_rate <= 0:
             raise UserError(f"field 'train.learning_rate' must be positive, got {self.learning_rate}")
         if not 0.0 <= self.warmup_fraction < 1.0:
