@@ -140,9 +140,9 @@ def evaluate_and_sample(models: list[tuple[str, object]], prompts: list[str], se
 
 def gather_evaluations(models: list[tuple[str, object]], reuse: list, prompts: list[str], settings: dict | None = None,
                        corpus: str | None = None, max_tokens: int | None = None, log=print):
-    """(results list, samples list) for each (key, model path): read from the `reuse` folders
-    when they hold that key's results (see `load_evaluations`), evaluated otherwise."""
-    reused = [key for key, _ in models if any((Path(d) / f"results_{key}.json").is_file() for d in reuse)]
+    """(results list, samples list) for each (key, model path): read from the first `reuse`
+    folder holding that key's results and samples JSON, evaluated otherwise."""
+    reused = [key for key, _ in models if _evaluation_folder(key, reuse) is not None]
     fresh = [(key, path) for key, path in models if key not in reused]
     results, samples = {}, {}
     for key, r, s in zip(reused, *load_evaluations(reused, reuse)):
@@ -160,11 +160,16 @@ def load_evaluations(keys: list[str], folders: list) -> tuple[list[dict], list[d
 
     results, samples = [], []
     for key in keys:
-        folder = next((Path(f) for f in folders
-                       if (Path(f) / f"results_{key}.json").is_file() and (Path(f) / f"samples_{key}.json").is_file()),
-                      None)
+        folder = _evaluation_folder(key, folders)
         if folder is None:
             raise UserError(f"no results_{key}.json with samples_{key}.json in {', '.join(map(str, folders))}")
         results.append(load_json(folder / f"results_{key}.json"))
         samples.append(load_json(folder / f"samples_{key}.json"))
     return results, samples
+
+
+def _evaluation_folder(key: str, folders: list) -> Path | None:
+    """The first of `folders` holding both `results_<key>.json` and `samples_<key>.json`."""
+    return next((Path(f) for f in folders
+                 if (Path(f) / f"results_{key}.json").is_file() and (Path(f) / f"samples_{key}.json").is_file()),
+                None)

@@ -4,6 +4,7 @@ models trained in seconds through the real training path on real pt-BR text."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,9 @@ def test_comparison_reads_earlier_evaluations_from_folders(records, tmp_path):
     gathered = gather_evaluations([("tiny-v4", missing), ("tiny-v5", missing)], [tmp_path / "second", tmp_path / "first"],
                                   PROMPTS)
     assert [r["model_key"] for r in gathered[0]] == ["tiny-v4", "tiny-v5"]
+    # A folder with results but no samples is not reused: the model is evaluated, so here
+    # its missing file is the error.
+    (tmp_path / "partial").mkdir()
+    shutil.copy(tmp_path / "first" / "results_tiny-v4.json", tmp_path / "partial")
+    with pytest.raises(UserError, match="main.keras"):
+        gather_evaluations([("tiny-v4", missing)], [tmp_path / "partial"], PROMPTS)
