@@ -24,7 +24,7 @@ import keras
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from train_throughput import load_stream, measure  # noqa: E402
+from train_throughput import add_config_arguments, load_stream, measure  # noqa: E402
 
 from kerasvq.config.lm import load_lm_config  # noqa: E402
 from kerasvq.training.distribution import plan_replicas  # noqa: E402
@@ -33,9 +33,7 @@ from kerasvq.training.xla_flags import use_training_xla_flags  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="versions/v5-transformer/config.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
+    add_config_arguments(parser)
     parser.add_argument("--per-device-batch", type=int, default=256, help="sequences per device")
     parser.add_argument("--devices", type=int, default=None, help="default: every visible accelerator")
     parser.add_argument("--dropout", type=float, default=0.0)

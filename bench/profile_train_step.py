@@ -83,10 +83,11 @@ def kernel_times(trace_dir: str, steps: int):
 
 
 def main():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train_throughput import add_config_arguments, load_stream, windows  # imports no device
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="versions/v5-transformer/config.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
+    add_config_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="traced steps")
     parser.add_argument("--top", type=int, default=25, help="kernels listed")
@@ -100,8 +101,6 @@ def main():
 
     if keras.config.backend() != "jax" or jax.default_backend() != "gpu":
         sys.exit("error: profile_train_step.py needs KERAS_BACKEND=jax and a GPU")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from train_throughput import load_stream, windows
 
     from kerasvq.config.lm import load_lm_config
     from kerasvq.models.build import build_language_model

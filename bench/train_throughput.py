@@ -146,11 +146,16 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     }
 
 
-def add_grid_arguments(parser):
-    """The options every training-throughput bench shares: config, data, grid, timing, MFU."""
+def add_config_arguments(parser):
+    """The model and data options every training bench shares: config, overrides, tokens."""
     parser.add_argument("--config", default="versions/v5-transformer/config.json")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
+
+
+def add_grid_arguments(parser):
+    """The options every training-throughput bench shares: config, data, grid, timing, MFU."""
+    add_config_arguments(parser)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--dropouts", type=float, nargs="+", default=[0.1])
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
