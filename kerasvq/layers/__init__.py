@@ -3,6 +3,7 @@
 from kerasvq.layers.causal_self_attention import CausalSelfAttention
 from kerasvq.layers.collaborative_experts import CollaborativeExperts
 from kerasvq.layers.grouped_feature_encoder import GroupedFeatureEncoder
+from kerasvq.layers.hashed_dropout import HashedDropout
 from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 from kerasvq.layers.rotary_embedding import RotaryEmbedding

@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers.causal_self_attention import CausalSelfAttention
+from kerasvq.layers.hashed_dropout import HashedDropout
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 
 
@@ -20,7 +21,8 @@ class TransformerDecoder(keras.layers.Layer):
     Args:
         num_heads: attention heads.
         d_ff: hidden width of the feed-forward network.
-        dropout: residual dropout after attention and after the feed-forward network.
+        dropout: residual dropout after attention and after the feed-forward network
+            (`HashedDropout`: the mask is computed inside the kernel that applies it).
         rotary: rotary position embeddings inside attention.
         layer_norm_epsilon: LayerNorm epsilon.
         approximate_gelu: the feed-forward GELU uses GPT-2's tanh approximation (True) or the
@@ -79,7 +81,7 @@ class TransformerDecoder(keras.layers.Layer):
         self.ffn_output = keras.layers.Dense(
             width, kernel_initializer=self.output_kernel_initializer, dtype=policy, name="ffn_output"
         )
-        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.residual_dropout = HashedDropout(self.dropout, dtype=policy, name="residual_dropout")
         for layer in (self.attention_norm, self.attention, self.ffn_norm, self.ffn_hidden):
             layer.build(input_shape)
         self.ffn_output.build((*input_shape[:-1], self.d_ff))

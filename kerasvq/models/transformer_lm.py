@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from kerasvq.layers.hashed_dropout import HashedDropout
 from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
@@ -109,7 +110,7 @@ class TransformerLM(UntrackedFitState, keras.Model):
             self.position_embedding.build((None,))
         elif self.positions == "sinusoidal":
             self.position_embedding = SinusoidalPositionEncoding(dtype=policy, name="position_encoding")
-        self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.embedding_dropout = HashedDropout(self.dropout, dtype=policy, name="embedding_dropout")
         self.blocks = []
         for i in range(self.num_layers):
             if self.block == "llama":
