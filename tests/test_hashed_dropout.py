@@ -89,3 +89,9 @@ def test_round_trip_and_bad_rate(tmp_path):
     assert HashedDropout.from_config(HashedDropout(0.2, seed=9).get_config()).rate == 0.2
     with pytest.raises(ValueError, match="rate must be in"):
         HashedDropout(1.0)
+
+
+@pytest.mark.parametrize("shape", [(4096,), (64, 64), (2, 4, 8, 64)])
+def test_any_rank_keeps_the_right_share(shape):
+    kept = keras.ops.convert_to_numpy(HashedDropout(0.5, seed=1)(np.ones(shape, "float32"), training=True)) != 0
+    assert kept.shape == shape and abs(kept.mean() - 0.5) < 5 * np.sqrt(0.25 / kept.size)
