@@ -76,10 +76,18 @@ def test_gradient_is_the_mask_times_the_scale():
     np.testing.assert_allclose(grad, np.where(y != 0, 1 / 0.75, 0.0), rtol=1e-6)
 
 
-def test_bfloat16_inputs_stay_bfloat16():
+def test_bfloat16_inputs_stay_bfloat16_and_are_scaled_without_bias():
     layer = HashedDropout(0.1, seed=0, dtype="mixed_bfloat16")
-    y = layer(keras.ops.ones((2, 8, 16), "bfloat16"), training=True)
+    x = keras.ops.cast(np.random.default_rng(3).normal(size=(2, 64, 64)), "bfloat16")
+    y = layer(x, training=True)
     assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    x, y = (keras.ops.convert_to_numpy(keras.ops.cast(t, "float32")) for t in (x, y))
+    kept = y != 0
+    # Each kept element is x / 0.9 rounded once to bfloat16 (8 significant bits), so the
+    # ratio's mean is 1 / 0.9 to well under the 0.2% a rounded bfloat16 factor would cost.
+    ratio = y[kept] / x[kept]
+    assert np.abs(ratio * 0.9 - 1).max() <= 2**-8
+    assert abs(ratio.mean() * 0.9 - 1) < 5e-4
 
 
 def test_round_trip_and_bad_rate(tmp_path):

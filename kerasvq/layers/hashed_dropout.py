@@ -86,7 +86,9 @@ class HashedDropout(keras.layers.Layer):
         bits = hashed_bits(ops.shape(inputs), self.seed_generator.next())
         threshold = min(round(self.rate * 2**32), 2**32 - 1)
         keep = ops.greater_equal(bits, ops.convert_to_tensor(threshold, "uint32"))
-        scaled = inputs * ops.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        # Scaled in float32 and rounded once: a bfloat16 1 / (1 - rate) would itself be off
+        # by up to 0.4% and shrink or grow every kept element the same way.
+        scaled = ops.cast(ops.cast(inputs, "float32") * (1.0 / (1.0 - self.rate)), inputs.dtype)
         return ops.where(keep, scaled, ops.zeros_like(inputs))
 
     def compute_output_shape(self, input_shape):
