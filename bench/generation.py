@@ -3,9 +3,11 @@ KV cache, next to keras-hub's `GPT2CausalLM.generate` with a backbone of the sam
 
     python bench/generation.py --batches 1 8 --new-tokens 32               # CPU
     KERAS_BACKEND=jax python bench/generation.py --batches 1 32 --new-tokens 240 --keras-hub \
-        --steps-per-check 1 16
+        --steps-per-check 1 16 --unfused
 
-"kerasvq cached/16" is the compiled greedy loop checking for the end every 16 tokens.
+"kerasvq cached/16" is the compiled greedy loop checking for the end every 16 tokens, with
+fused Pallas decode kernels where they apply (JAX on a GPU); "keras.ops cached/16" is the same
+loop with the model's own `call_with_cache` step.
 """
 
 import argparse
@@ -28,12 +30,12 @@ def timed(fn, repeats=2):
     return (time.perf_counter() - start) / repeats
 
 
-def kerasvq_speed(prompts, new_tokens, use_cache, steps_per_check=STEPS_PER_CHECK):
+def kerasvq_speed(prompts, new_tokens, use_cache, steps_per_check=STEPS_PER_CHECK, fused=None):
     model = TransformerLM(**SHAPE, dropout=0.0)
     model(np.zeros((1, 8), "int32"))
     cfg = SamplingConfig(greedy=True, max_new_tokens=new_tokens, stop_at_eos=False)
     return timed(lambda: generate(model, prompts.tolist(), cfg, use_cache=use_cache,
-                                  steps_per_check=steps_per_check))
+                                  steps_per_check=steps_per_check, fused=fused))
 
 
 def keras_hub_speed(prompts, new_tokens):
@@ -62,6 +64,8 @@ def main():
     parser.add_argument("--steps-per-check", type=int, nargs="+", default=[STEPS_PER_CHECK],
                         help="decode steps between end-of-generation checks (one row each)")
     parser.add_argument("--uncached", action="store_true", help="also time the uncached path")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also time the cached loop without the fused decode kernels")
     parser.add_argument("--keras-hub", action="store_true", help="also time keras-hub's GPT2CausalLM")
     args = parser.parse_args()
     rows = []
@@ -69,6 +73,10 @@ def main():
         prompts = np.random.default_rng(0).integers(2, SHAPE["vocab_size"], (batch, args.prompt_len))
         paths = [(f"kerasvq cached/{k}", lambda k=k: kerasvq_speed(prompts, args.new_tokens, True, k))
                  for k in args.steps_per_check]
+        if args.unfused:
+            paths += [(f"keras.ops cached/{k}",
+                       lambda k=k: kerasvq_speed(prompts, args.new_tokens, True, k, fused=False))
+                      for k in args.steps_per_check]
         if args.uncached:
             paths.append(("kerasvq uncached", lambda: kerasvq_speed(prompts, args.new_tokens, False)))
         if args.keras_hub:

@@ -1,0 +1,83 @@
+"""`TransformerLM.call_with_cache` for one new token, run as Pallas kernels on JAX.
+
+Same inputs, outputs and cache layout as the model's own step, for models it supports
+(`unsupported_reason` says why not, otherwise None): GPT blocks with learned or sinusoidal
+positions and the tanh GELU, power-of-two widths. The model's weights are read inside the
+caller's trace, so under `jax.jit` over a `keras.StatelessScope` (as `kerasvq.generation`
+compiles) the step uses the traced values.
+
+Example:
+    >>> logits, cache = fused_decode_step(model, column[:, None], cache, index)  # (batch, vocab)
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from kerasvq.kernels.pallas_decode import decode_attention, linear_residual, ln_linear, padded_rows
+
+
+def _power_of_two(n):
+    return n > 0 and n & (n - 1) == 0
+
+
+def unsupported_reason(model, cache_length=None):
+    """Why `fused_decode_step` cannot run `model` (a string), or None when it can."""
+    from kerasvq.models.transformer_lm import TransformerLM
+
+    if not isinstance(model, TransformerLM):
+        return f"{type(model).__name__} is not a TransformerLM"
+    if model.block != "gpt":
+        return f"block={model.block!r}; only 'gpt' blocks are fused"
+    if model.positions == "rotary":
+        return "rotary positions are not fused"
+    if not model.approximate_gelu:
+        return "the exact (erf) GELU is not fused"
+    head_dim = model.d_model // model.num_heads
+    cache_length = cache_length or model.seq_len
+    for name, value in (("d_model", model.d_model), ("head_dim", head_dim), ("cache length", cache_length)):
+        if not _power_of_two(value):
+            return f"{name} {value} is not a power of two"
+    for name, value in (("d_ff", model.d_ff), ("vocab_size", model.vocab_size)):
+        if value % 16:
+            return f"{name} {value} is not a multiple of 16"
+    return None
+
+
+def _dense(layer):
+    bias = layer.bias if layer.use_bias else None
+    return ops.convert_to_tensor(layer.kernel), None if bias is None else ops.convert_to_tensor(bias)
+
+
+def _norm(layer):
+    return ops.convert_to_tensor(layer.gamma), ops.convert_to_tensor(layer.beta), layer.epsilon
+
+
+def fused_decode_step(model, token_ids, cache, cache_update_index, interpret=False):
+    """Logits (batch, 1, vocab) float32 and the updated cache for token_ids (batch, 1)."""
+    import jax.numpy as jnp
+
+    batch = token_ids.shape[0]
+    compute_dtype = model.compute_dtype
+    x = model._embed(token_ids, cache_update_index, training=False)[:, 0, :]
+    x = jnp.pad(x, ((0, padded_rows(batch) - batch), (0, 0)))
+    index = jnp.asarray(cache_update_index, jnp.int32)
+    common = dict(compute_dtype=compute_dtype, interpret=interpret)
+    updated = []
+    for block, layer_cache in zip(model.blocks, cache):
+        gamma, beta, epsilon = _norm(block.attention_norm)
+        qkv = ln_linear(x, gamma, beta, *_dense(block.attention.qkv_dense), epsilon=epsilon, **common)
+        heads, layer_cache = decode_attention(qkv, layer_cache, index, batch=batch, interpret=interpret)
+        x = linear_residual(heads, *_dense(block.attention.output_dense), x, **common)
+        gamma, beta, epsilon = _norm(block.ffn_norm)
+        hidden = ln_linear(x, gamma, beta, *_dense(block.ffn_hidden), epsilon=epsilon, gelu=True, **common)
+        x = linear_residual(hidden, *_dense(block.ffn_output), x, **common)
+        updated.append(layer_cache)
+    gamma, beta, epsilon = _norm(model.final_norm)
+    if model.tie_embeddings:
+        head, transposed = ops.convert_to_tensor(model.token_embedding.embeddings), True
+    else:
+        head, transposed = ops.convert_to_tensor(model.output_head.kernel), False
+    logits = ln_linear(x, gamma, beta, head, epsilon=epsilon, transposed=transposed,
+                       out_dtype="float32", **common)
+    return logits[:batch, None, :], tuple(updated)

@@ -1,0 +1,95 @@
+"""The fused Pallas decode step against the model's own `call_with_cache` (JAX only; on the
+CPU the kernels run in Pallas's interpreter)."""
+
+import numpy as np
+import pytest
+import keras
+
+from kerasvq.errors import UserError
+from kerasvq.generation import fused_decode_available, generate
+from kerasvq.models.transformer_lm import TransformerLM
+from kerasvq.sampling import SamplingConfig
+
+on_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="Pallas kernels need JAX")
+
+
+def _model(dtype="float32", seq_len=128, **overrides):
+    keras.utils.set_random_seed(5)
+    options = dict(vocab_size=48, seq_len=seq_len, d_model=32, num_layers=2, num_heads=4, d_ff=64,
+                   dropout=0.0, dtype=dtype)
+    model = TransformerLM(**{**options, **overrides})
+    model(np.zeros((1, 4), "int32"))
+    return model
+
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("dtype, atol", [("float32", 2e-5), ("mixed_bfloat16", 3e-2)])
+@pytest.mark.parametrize("batch", [3, 9])  # 3: broadcast-and-sum matmuls; 9: Triton dots (16 rows)
+def test_fused_step_matches_the_models_own_step(dtype, atol, batch):
+    from kerasvq.kernels.fused_decode_step import fused_decode_step
+
+    model = _model(dtype)
+    prompts = np.random.default_rng(0).integers(0, 48, (batch, 70)).astype("int32")
+    cache = model.init_cache(batch)
+    _, cache = model.call_with_cache(prompts, cache, 0)
+    column = prompts[:, -1:]
+    # Slot 70 lies in the second block of 64 keys the attention kernel reads.
+    expected, expected_cache = model.call_with_cache(column, cache, 70)
+    logits, updated = fused_decode_step(model, column, cache, 70, interpret=True)
+    assert logits.shape == expected.shape and str(logits.dtype) == "float32"
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(expected), atol=atol)
+    for got, want in zip(updated, expected_cache):
+        np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(want, "float32"), atol=atol)
+        # Slots past the new token are untouched (still the zeros init_cache made).
+        assert not np.asarray(got, "float32")[:, :, 71:].any()
+
+
+@on_jax
+@pytest.mark.backend_neutral
+def test_fused_greedy_generation_gives_the_same_tokens():
+    model = _model(seq_len=32)
+    cfg = SamplingConfig(greedy=True, max_new_tokens=10, stop_at_eos=False)
+    prompts = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
+    fused = generate(model, prompts, cfg, fused=True)
+    plain = generate(model, prompts, cfg, fused=False)
+    assert [r["token_ids"] for r in fused] == [r["token_ids"] for r in plain]
+
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("overrides, reason", [
+    (dict(positions="rotary"), "rotary"),
+    (dict(approximate_gelu=False), "erf"),
+    (dict(d_ff=40), "d_ff 40"),
+    (dict(block="llama", positions="rotary"), "block"),
+])
+def test_unsupported_models_fall_back_or_are_refused(overrides, reason):
+    model = _model(seq_len=32, **overrides)
+    assert fused_decode_available(model) is False
+    with pytest.raises(UserError, match=reason):
+        fused_decode_available(model, fused=True)
+
+
+@on_jax
+@pytest.mark.backend_neutral
+def test_cache_length_that_is_not_a_power_of_two_is_refused():
+    model = _model(seq_len=24)
+    with pytest.raises(UserError, match="cache length 24"):
+        fused_decode_available(model, 24, fused=True)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="checks the refusal on other backends")
+def test_fused_needs_jax():
+    model = _model(seq_len=32)
+    assert fused_decode_available(model) is False
+    with pytest.raises(UserError, match="JAX"):
+        fused_decode_available(model, fused=True)
+
+
+@on_jax
+@pytest.mark.backend_neutral
+def test_padded_rows():
+    from kerasvq.kernels.pallas_decode import padded_rows
+
+    assert [padded_rows(b) for b in (1, 2, 3, 8, 9, 16, 17, 32)] == [1, 2, 4, 8, 16, 16, 32, 32]
