@@ -12,8 +12,9 @@ each. These three kernels do a block in four launches, each fusing what surround
 Rows (sequences) are padded to a power of two, and to at least 16 (Triton's smallest matmul
 tile) above 8; padded rows are computed and ignored. Up to 8 rows a matmul is a broadcast
 product and sum in float32, above that a Triton dot. LayerNorm statistics, softmax and
-accumulation are float32; matmul inputs are cast to `compute_dtype`. With `interpret=True` the same kernels run on any JAX device through Pallas's
-interpreter (slow; the tests use it on the CPU).
+accumulation are float32; matmul inputs are cast to `compute_dtype`. With `interpret=True`
+the same kernels run on any JAX device through Pallas's interpreter (slow; the tests use it
+on the CPU).
 
 Example:
     >>> qkv = ln_linear(x, gamma, beta, qkv_kernel, qkv_bias, epsilon=1e-5)      # (16, 768)
@@ -46,6 +47,7 @@ _RESIDUAL_DEPTH = {"small": 1024, "dot": 128}
 _RESIDUAL_WARPS = {"small": 8, "dot": 4}
 _ATTENTION_KEYS = 64
 
+
 def padded_rows(batch: int) -> int:
     """The row count kernels run with for `batch` sequences: a power of two, at least 16 once
     above `SMALL_ROWS`."""
@@ -66,13 +68,16 @@ def _matmul(x, w, transposed=False):
     return jax.lax.dot_general(x, w, (contract, ((), ())), preferred_element_type=jnp.float32)
 
 
-def _column_block(width: int, preferred: int = 32, smallest: int = MIN_ROWS) -> int:
-    block = preferred
+def _plan(rows: int, width: int, preferred_columns: dict) -> tuple[str, int]:
+    """("small" or "dot", columns per program) for a matmul of `rows` rows into `width` columns:
+    the preferred block for the path, halved until it divides `width` (a dot needs 16)."""
+    path = "dot" if rows >= MIN_ROWS else "small"
+    block, smallest = preferred_columns[path], MIN_ROWS if path == "dot" else 1
     while width % block:
         block //= 2
     if block < smallest:
         raise ValueError(f"width {width} is not a multiple of {smallest}")
-    return block
+    return path, block
 
 
 def _params(num_warps=4):
@@ -85,6 +90,7 @@ def _gelu_tanh(x):
 
 def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, *, epsilon, gelu,
                       transposed, compute_dtype):
+    # The statistics of `OnePassLayerNormalization`: E[x²] − E[x]² from one read, float32.
     x = x_ref[...].astype(jnp.float32)
     mean = jnp.mean(x, axis=1, keepdims=True)
     variance = jnp.maximum(jnp.mean(x * x, axis=1, keepdims=True) - mean * mean, 0.0)
@@ -100,15 +106,15 @@ def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, *, epsi
 
 def ln_linear(x, gamma, beta, w, b=None, *, epsilon, gelu=False, transposed=False,
               compute_dtype=None, out_dtype=None, interpret=False):
-    """`LayerNorm(x) @ w + b` (then tanh GELU when `gelu`), for x (rows, d), rows ≥ 16.
+    """`LayerNorm(x) @ w + b` (then tanh GELU when `gelu`), for x (rows, d), rows from
+    `padded_rows`.
 
     `w` is (d, n), or (n, d) when `transposed` (a tied embedding table).
     """
     rows, width = x.shape
     n = w.shape[0] if transposed else w.shape[1]
     compute_dtype = compute_dtype or x.dtype
-    path = "dot" if rows >= MIN_ROWS else "small"
-    block = _column_block(n, _LN_COLUMNS[path], MIN_ROWS if path == "dot" else 1)
+    _, block = _plan(rows, n, _LN_COLUMNS)
     w_spec = (pl.BlockSpec((block, width), lambda j: (j, 0)) if transposed
               else pl.BlockSpec((width, block), lambda j: (0, j)))
     full = lambda j: (0,)  # noqa: E731
@@ -145,8 +151,7 @@ def linear_residual(x, w, b, residual, *, compute_dtype=None, interpret=False):
     rows, depth = x.shape
     n = w.shape[1]
     compute_dtype = compute_dtype or x.dtype
-    path = "dot" if rows >= MIN_ROWS else "small"
-    block = _column_block(n, _RESIDUAL_COLUMNS[path], MIN_ROWS if path == "dot" else 1)
+    path, block = _plan(rows, n, _RESIDUAL_COLUMNS)
     block_k = min(depth, _RESIDUAL_DEPTH[path])
     kernel = functools.partial(_linear_residual_kernel, block_k=block_k, compute_dtype=compute_dtype)
     return pl.pallas_call(
