@@ -14,9 +14,9 @@ the whole buffer each step and gives the same greedy tokens (checked by the test
 Prompts longer than `model.seq_len - max_new_tokens` keep their last tokens (reported in
 `prompt_truncated`), because the Transformer never sees more than `seq_len` positions.
 
-On JAX with a GPU, greedy single-token steps of a supported Transformer at batch ≤ 8 run as
-fused Pallas kernels (`kerasvq.kernels.fused_decode_step`: four kernels per block instead of
-about sixteen); the `fused` argument of `generate` forces or disables that.
+On JAX with a GPU, greedy single-token steps of a supported Transformer at batch ≤ 32 run as
+fused Pallas kernels (`kerasvq.kernels.fused_decode_step`: three or four kernels per block
+instead of about sixteen); the `fused` argument of `generate` forces or disables that.
 
 Example:
     >>> out = generate_text(model, tokenizer, ["O setor de infraestrutura logística"],
@@ -64,11 +64,11 @@ def _compile(fn, model):
     return fn
 
 
-FUSED_MAX_BATCH = 8
-"""Largest batch the fused decode kernels are chosen for by default: the batches whose matmuls
-they run as GEMVs (`kerasvq.kernels.pallas_decode.SMALL_ROWS`). On an H100 (v5 shape,
-float32) they ran 12.9 k new tokens/s at batch 1 against 8.0 k for the keras.ops step, and
-170 k against 174 k at batch 32, where the step is no longer bound by kernel launches."""
+FUSED_MAX_BATCH = 32
+"""Largest batch the fused decode kernels are chosen for by default: the batches they were
+measured at. On an H100 (v5 shape, float32) they ran 10.9 k new tokens/s at batch 1 against
+7.8 k for the keras.ops step, and 215 k against 174 k at batch 32; rows are padded to a power
+of two, which larger uneven batches would pay for."""
 
 
 def fused_decode_available(model, cache_length=None, fused=None, batch=1) -> bool:

@@ -25,24 +25,24 @@ def _model(dtype="float32", seq_len=128, **overrides):
 @on_jax
 @pytest.mark.backend_neutral
 @pytest.mark.parametrize("dtype, atol", [("float32", 2e-5), ("mixed_bfloat16", 3e-2)])
-@pytest.mark.parametrize("batch", [3, 9])  # 3: broadcast-and-sum matmuls; 9: Triton dots (16 rows)
+@pytest.mark.parametrize("batch", [2, 3, 9])  # 2: one FFN kernel; 3: broadcast-and-sum matmuls; 9: Triton dots
 def test_fused_step_matches_the_models_own_step(dtype, atol, batch):
     from kerasvq.kernels.fused_decode_step import fused_decode_step
 
-    model = _model(dtype)
-    prompts = np.random.default_rng(0).integers(0, 48, (batch, 70)).astype("int32")
+    model = _model(dtype, seq_len=256)
+    prompts = np.random.default_rng(0).integers(0, 48, (batch, 140)).astype("int32")
     cache = model.init_cache(batch)
     _, cache = model.call_with_cache(prompts, cache, 0)
     column = prompts[:, -1:]
-    # Slot 70 lies in the second block of 64 keys the attention kernel reads.
-    expected, expected_cache = model.call_with_cache(column, cache, 70)
-    logits, updated = fused_decode_step(model, column, cache, 70, interpret=True)
+    # Slot 140 lies in the second block of 128 keys the attention kernel reads.
+    expected, expected_cache = model.call_with_cache(column, cache, 140)
+    logits, updated = fused_decode_step(model, column, cache, 140, interpret=True)
     assert logits.shape == expected.shape and str(logits.dtype) == "float32"
     np.testing.assert_allclose(np.asarray(logits), np.asarray(expected), atol=atol)
     for got, want in zip(updated, expected_cache):
         np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(want, "float32"), atol=atol)
         # Slots past the new token are untouched (still the zeros init_cache made).
-        assert not np.asarray(got, "float32")[:, :, 71:].any()
+        assert not np.asarray(got, "float32")[:, :, 141:].any()
 
 
 @on_jax
@@ -93,3 +93,33 @@ def test_padded_rows():
     from kerasvq.kernels.pallas_decode import padded_rows
 
     assert [padded_rows(b) for b in (1, 2, 3, 8, 9, 16, 17, 32)] == [1, 2, 4, 8, 16, 16, 32, 32]
+
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("rows", [2, 16])  # 2: one FFN kernel; 16: FFN in, then split-K FFN out
+def test_ffn_kernels_add_partial_sums_and_leave_counters_zero(rows):
+    import jax.numpy as jnp
+
+    from kerasvq.kernels.pallas_decode import counter_slots, linear_residual, ln_ffn, ln_linear
+
+    rng = np.random.default_rng(1)
+    x, gamma, beta = rng.normal(size=(rows, 32)), rng.normal(size=32), rng.normal(size=32)
+    w_in, b_in = rng.normal(size=(32, 128)) / 6, rng.normal(size=128)
+    w_out, b_out = rng.normal(size=(128, 32)) / 11, rng.normal(size=32)
+    normed = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5) * gamma + beta
+    hidden = normed @ w_in + b_in
+    hidden = 0.5 * hidden * (1 + np.tanh(np.sqrt(2 / np.pi) * (hidden + 0.044715 * hidden**3)))
+    expected = x + hidden @ w_out + b_out
+
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    counters = jnp.zeros((counter_slots(rows, 32),), jnp.int32)
+    args = dict(epsilon=1e-5, interpret=True)
+    if rows <= 2:
+        out, counters = ln_ffn(*map(f32, (x, gamma, beta, w_in, b_in, w_out, b_out)), counters, **args)
+    else:
+        got_hidden = ln_linear(*map(f32, (x, gamma, beta, w_in, b_in)), gelu=True, **args)
+        out, counters = linear_residual(got_hidden, f32(w_out), f32(b_out), f32(x), counters, interpret=True)
+    # Loose enough for Triton's TF32 dots on a GPU; the interpreter is float32.
+    np.testing.assert_allclose(np.asarray(out), expected, atol=2e-4, rtol=1e-4)
+    assert not np.asarray(counters).any()

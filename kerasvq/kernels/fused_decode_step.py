@@ -2,9 +2,10 @@
 
 Same inputs, outputs and cache layout as the model's own step, for models it supports
 (`unsupported_reason` says why not, otherwise None): GPT blocks with learned or sinusoidal
-positions and the tanh GELU, power-of-two widths. The model's weights are read inside the
-caller's trace, so under `jax.jit` over a `keras.StatelessScope` (as `kerasvq.generation`
-compiles) the step uses the traced values.
+positions and the tanh GELU, power-of-two widths. A block is three kernels for one or two
+sequences (QKV, attention with its output projection, the whole FFN) and four above (the FFN
+in two). The model's weights are read inside the caller's trace, so under `jax.jit` over a
+`keras.StatelessScope` (as `kerasvq.generation` compiles) the step uses the traced values.
 
 Example:
     >>> logits, cache = fused_decode_step(model, column[:, None], cache, index)  # (batch, vocab)
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 from keras import ops
 
-from kerasvq.kernels.pallas_decode import decode_attention, linear_residual, ln_linear, padded_rows
+from kerasvq.kernels.pallas_attention import attention_output
+from kerasvq.kernels.pallas_decode import (FFN_FUSED_ROWS, counter_slots, linear_residual, ln_ffn, ln_linear,
+                                           padded_rows)
 
 
 def _power_of_two(n):
@@ -60,18 +63,24 @@ def fused_decode_step(model, token_ids, cache, cache_update_index, interpret=Fal
     batch = token_ids.shape[0]
     compute_dtype = model.compute_dtype
     x = model._embed(token_ids, cache_update_index, training=False)[:, 0, :]
-    x = jnp.pad(x, ((0, padded_rows(batch) - batch), (0, 0)))
+    rows = padded_rows(batch)
+    x = jnp.pad(x, ((0, rows - batch), (0, 0)))
     index = jnp.asarray(cache_update_index, jnp.int32)
+    counters = jnp.zeros((counter_slots(rows, model.d_model),), jnp.int32)
     common = dict(compute_dtype=compute_dtype, interpret=interpret)
     updated = []
     for block, layer_cache in zip(model.blocks, cache):
         gamma, beta, epsilon = _norm(block.attention_norm)
         qkv = ln_linear(x, gamma, beta, *_dense(block.attention.qkv_dense), epsilon=epsilon, **common)
-        heads, layer_cache = decode_attention(qkv, layer_cache, index, batch=batch, interpret=interpret)
-        x = linear_residual(heads, *_dense(block.attention.output_dense), x, **common)
+        x, layer_cache, counters = attention_output(qkv, layer_cache, index, *_dense(block.attention.output_dense),
+                                                    x, counters, batch=batch, **common)
         gamma, beta, epsilon = _norm(block.ffn_norm)
-        hidden = ln_linear(x, gamma, beta, *_dense(block.ffn_hidden), epsilon=epsilon, gelu=True, **common)
-        x = linear_residual(hidden, *_dense(block.ffn_output), x, **common)
+        if rows <= FFN_FUSED_ROWS:
+            x, counters = ln_ffn(x, gamma, beta, *_dense(block.ffn_hidden), *_dense(block.ffn_output), counters,
+                                 epsilon=epsilon, **common)
+        else:
+            hidden = ln_linear(x, gamma, beta, *_dense(block.ffn_hidden), epsilon=epsilon, gelu=True, **common)
+            x, counters = linear_residual(hidden, *_dense(block.ffn_output), x, counters, **common)
         updated.append(layer_cache)
     gamma, beta, epsilon = _norm(model.final_norm)
     if model.tie_embeddings:

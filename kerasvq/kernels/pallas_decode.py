@@ -1,25 +1,30 @@
-"""Pallas (Triton) kernels for one token of Transformer decoding on a GPU, JAX only.
+"""Pallas (Triton) matmul kernels for one token of Transformer decoding on a GPU, JAX only.
 
 At decode time every matmul has one row per sequence, so a step is bound by how many kernels
-it launches, not by arithmetic: XLA turns a v5 decoder block into about 16 kernels of 1-2 µs
-each. These three kernels do a block in four launches, each fusing what surrounds a matmul:
+it launches and how long each waits on memory, not by arithmetic: XLA turns a v5 decoder block
+into about 16 kernels of 1-2 µs each. These kernels fuse what surrounds each matmul:
 
 - `ln_linear`: LayerNorm, then `x @ w + b`, optionally GELU (QKV, FFN in, vocabulary logits);
-- `decode_attention`: one new token against the KV cache, writing its key and value into the
-  cache in place (one program per sequence and head);
-- `linear_residual`: `residual + x @ w + b` (attention output, FFN out).
+- `linear_residual`: `residual + x @ w + b`, the depth split over several programs (FFN out);
+- `ln_ffn`: the whole FFN with its residual, for one or two rows;
+- and, in `kerasvq.kernels.pallas_attention`, `attention_output` (attention, output
+  projection and residual).
 
 Rows (sequences) are padded to a power of two, and to at least 16 (Triton's smallest matmul
 tile) above 8; padded rows are computed and ignored. Up to 8 rows a matmul is a broadcast
 product and sum in float32, above that a Triton dot. LayerNorm statistics, softmax and
-accumulation are float32; matmul inputs are cast to `compute_dtype`. With `interpret=True`
-the same kernels run on any JAX device through Pallas's interpreter (slow; the tests use it
-on the CPU).
+accumulation are float32; matmul inputs are cast to `compute_dtype`.
+
+Kernels that split one output over several programs write partial sums, then count arrivals
+in an int32 slot (`counter_slots` zeros, passed along from kernel to kernel): the last program
+to arrive adds the partials in a fixed order and sets the slot back to zero, so results do not
+depend on which program finishes first. With `interpret=True` the same kernels run on any JAX
+device through Pallas's interpreter (slow; the tests use it on the CPU).
 
 Example:
-    >>> qkv = ln_linear(x, gamma, beta, qkv_kernel, qkv_bias, epsilon=1e-5)      # (16, 768)
-    >>> heads, cache = decode_attention(qkv, cache, index, batch=1)              # (16, 256)
-    >>> x = linear_residual(heads, out_kernel, out_bias, x)                      # (16, 256)
+    >>> counters = jnp.zeros((counter_slots(16, 256),), jnp.int32)
+    >>> hidden = ln_linear(x, gamma, beta, w_in, b_in, epsilon=1e-5, gelu=True)   # (16, 1024)
+    >>> x, counters = linear_residual(hidden, w_out, b_out, x, counters)           # (16, 256)
 """
 
 from __future__ import annotations
@@ -45,7 +50,11 @@ _LN_COLUMNS = {"small": 8, "dot": 32}
 _RESIDUAL_COLUMNS = {"small": 4, "dot": 16}
 _RESIDUAL_DEPTH = {"small": 1024, "dot": 128}
 _RESIDUAL_WARPS = {"small": 8, "dot": 4}
-_ATTENTION_KEYS = 64
+_RESIDUAL_SPLITS = {"small": 1, "dot": 8}
+_FFN_CHUNK = 32
+_FFN_WARPS = 8
+FFN_FUSED_ROWS = 2
+"""Up to this many rows the FFN is one kernel (`ln_ffn`); its partial sums grow with rows."""
 
 
 def padded_rows(batch: int) -> int:
@@ -56,9 +65,9 @@ def padded_rows(batch: int) -> int:
 
 
 def _matmul(x, w, transposed=False):
-    """x (rows, k) @ w (k, n), or w (n, k) when transposed; float32 result. Rows below 16 are
-    a broadcast product and sum (Triton's dot needs 16), which is also what a GEMV is."""
-    if x.shape[0] < MIN_ROWS:
+    """x (rows, k) @ w (k, n), or w (n, k) when transposed; float32 result. Up to `SMALL_ROWS`
+    rows, a broadcast product and sum (Triton's dot needs 16), which is also what a GEMV is."""
+    if x.shape[0] <= SMALL_ROWS:
         if transposed:
             return jnp.sum(x[:, None, :].astype(jnp.float32) * w[None, :, :].astype(jnp.float32), axis=2)
         return jnp.sum(x[:, :, None].astype(jnp.float32) * w[None, :, :].astype(jnp.float32), axis=1)
@@ -80,22 +89,47 @@ def _plan(rows: int, width: int, preferred_columns: dict) -> tuple[str, int]:
     return path, block
 
 
-def _params(num_warps=4):
+def triton_params(num_warps=4):
+    """Triton compiler settings: one stage (no software pipelining of the short loops here)."""
     return plgpu.CompilerParams(num_warps=num_warps, num_stages=1)
+
+
+def arrives_last(counter_ref, slot, arrivals, interpret):
+    """True in the program that is the last of `arrivals` to reach `counter_ref[slot]`, which
+    then adds the partial sums and calls `reset_arrivals`. The barrier first makes every
+    thread's partial-sum stores part of the atomic's release, so the last program reads them."""
+    if not interpret:
+        plgpu.debug_barrier()
+    return plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(1)) == arrivals - 1
+
+
+def reset_arrivals(counter_ref, slot, arrivals):
+    """Sets `counter_ref[slot]` back to zero; called by the program `arrives_last` picked."""
+    plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(-arrivals))
+
+
+def counter_slots(rows: int, width: int) -> int:
+    """Length of the int32 zeros that `attention_output`, `ln_ffn` and `linear_residual` count
+    arrivals in: one slot per row or per output column block of a `width`-wide result at most.
+    The kernels leave them zero again, so one array serves a whole decode step."""
+    return max(rows, width)
 
 
 def _gelu_tanh(x):
     return 0.5 * x * (1.0 + jnp.tanh(SQRT_2_OVER_PI * (x + CUBIC * x * x * x)))
 
 
-def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, *, epsilon, gelu,
-                      transposed, compute_dtype):
+def _layer_norm(x, gamma_ref, beta_ref, epsilon):
     # The statistics of `OnePassLayerNormalization`: E[x²] − E[x]² from one read, float32.
-    x = x_ref[...].astype(jnp.float32)
     mean = jnp.mean(x, axis=1, keepdims=True)
     variance = jnp.maximum(jnp.mean(x * x, axis=1, keepdims=True) - mean * mean, 0.0)
     scale = jax.lax.rsqrt(variance + epsilon) * gamma_ref[...].astype(jnp.float32)[None, :]
-    normed = (x * scale + (beta_ref[...].astype(jnp.float32)[None, :] - mean * scale)).astype(compute_dtype)
+    return x * scale + (beta_ref[...].astype(jnp.float32)[None, :] - mean * scale)
+
+
+def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, *, epsilon, gelu,
+                      transposed, compute_dtype):
+    normed = _layer_norm(x_ref[...].astype(jnp.float32), gamma_ref, beta_ref, epsilon).astype(compute_dtype)
     y = _matmul(normed, w_ref[...].astype(compute_dtype), transposed)
     if b_ref is not None:
         y = y + b_ref[...].astype(jnp.float32)[None, :]
@@ -128,113 +162,129 @@ def ln_linear(x, gamma, beta, w, b=None, *, epsilon, gelu=False, transposed=Fals
                   pl.BlockSpec((width,), full), w_spec,
                   None if b is None else pl.BlockSpec((block,), lambda j: (j,))],
         out_specs=pl.BlockSpec((rows, block), lambda j: (0, j)),
-        compiler_params=_params(),
+        compiler_params=triton_params(),
         interpret=interpret,
         name="ln_linear",
     )(x, gamma, beta, w, b)
 
 
-def _linear_residual_kernel(x_ref, w_ref, b_ref, residual_ref, out_ref, *, block_k, compute_dtype):
-    acc = residual_ref[...].astype(jnp.float32)
-    y = jnp.zeros(acc.shape, jnp.float32)
-    for start in range(0, x_ref.shape[1], block_k):
-        x = x_ref[:, start : start + block_k].astype(compute_dtype)
-        w = w_ref[start : start + block_k, :].astype(compute_dtype)
+def _linear_residual_kernel(x_ref, w_ref, b_ref, residual_ref, counter_ref, out_ref, partial_ref,
+                            counter_out_ref, *, block_k, splits, compute_dtype, interpret):
+    del counter_ref  # aliased with counter_out_ref
+    column, split = pl.program_id(0), pl.program_id(1)
+    depth = x_ref.shape[1] // splits
+    y = jnp.zeros(partial_ref.shape[1:], jnp.float32)
+    for start in range(0, depth, block_k):
+        x = x_ref[:, pl.ds(split * depth + start, block_k)].astype(compute_dtype)
+        w = w_ref[pl.ds(split * depth + start, block_k), :].astype(compute_dtype)
         y = y + _matmul(x, w)
-    if b_ref is not None:
-        y = y + b_ref[...].astype(jnp.float32)[None, :]
-    out_ref[...] = (acc + y.astype(compute_dtype).astype(jnp.float32)).astype(out_ref.dtype)
+    partial_ref[pl.ds(split, 1), :, :] = y[None]
+
+    @pl.when(arrives_last(counter_out_ref, column, splits, interpret))
+    def _():
+        total = jnp.sum(partial_ref[...], axis=0)
+        if b_ref is not None:
+            total = total + b_ref[...].astype(jnp.float32)[None, :]
+        residual = residual_ref[...].astype(jnp.float32)
+        out_ref[...] = (residual + total.astype(compute_dtype).astype(jnp.float32)).astype(out_ref.dtype)
+        reset_arrivals(counter_out_ref, column, splits)
 
 
-def linear_residual(x, w, b, residual, *, compute_dtype=None, interpret=False):
-    """`residual + (x @ w + b)` for x (rows, k), w (k, n), residual (rows, n)."""
+def linear_residual(x, w, b, residual, counters, *, compute_dtype=None, interpret=False):
+    """`residual + (x @ w + b)` for x (rows, k), w (k, n), residual (rows, n), with the depth k
+    split over `_RESIDUAL_SPLITS` programs per column block (split-K): the last of them to
+    finish adds the partial sums in a fixed order, so results do not depend on timing.
+
+    `counters` are `counter_slots(rows, n)` int32 zeros; returns `(out, counters)`.
+    """
     rows, depth = x.shape
     n = w.shape[1]
     compute_dtype = compute_dtype or x.dtype
     path, block = _plan(rows, n, _RESIDUAL_COLUMNS)
-    block_k = min(depth, _RESIDUAL_DEPTH[path])
-    kernel = functools.partial(_linear_residual_kernel, block_k=block_k, compute_dtype=compute_dtype)
-    return pl.pallas_call(
+    splits = _RESIDUAL_SPLITS[path]
+    block_k = min(depth // splits, _RESIDUAL_DEPTH[path])
+    kernel = functools.partial(_linear_residual_kernel, block_k=block_k, splits=splits,
+                               compute_dtype=compute_dtype, interpret=interpret)
+    out, _, counters = pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((rows, n), residual.dtype),
-        grid=(n // block,),
-        in_specs=[pl.BlockSpec((rows, depth), lambda j: (0, 0)), pl.BlockSpec((depth, block), lambda j: (0, j)),
-                  None if b is None else pl.BlockSpec((block,), lambda j: (j,)),
-                  pl.BlockSpec((rows, block), lambda j: (0, j))],
-        out_specs=pl.BlockSpec((rows, block), lambda j: (0, j)),
-        compiler_params=_params(_RESIDUAL_WARPS[path]),
+        out_shape=(jax.ShapeDtypeStruct((rows, n), residual.dtype),
+                   jax.ShapeDtypeStruct((splits, rows, n), jnp.float32),
+                   jax.ShapeDtypeStruct(counters.shape, counters.dtype)),
+        grid=(n // block, splits),
+        in_specs=[pl.BlockSpec((rows, depth), lambda j, s: (0, 0)),
+                  pl.BlockSpec((depth, block), lambda j, s: (0, j)),
+                  None if b is None else pl.BlockSpec((block,), lambda j, s: (j,)),
+                  pl.BlockSpec((rows, block), lambda j, s: (0, j)),
+                  pl.BlockSpec(counters.shape, lambda j, s: (0,))],
+        out_specs=(pl.BlockSpec((rows, block), lambda j, s: (0, j)),
+                   pl.BlockSpec((splits, rows, block), lambda j, s: (0, 0, j)),
+                   pl.BlockSpec(counters.shape, lambda j, s: (0,))),
+        input_output_aliases={4: 2},
+        compiler_params=triton_params(_RESIDUAL_WARPS[path]),
         interpret=interpret,
         name="linear_residual",
-    )(x, w, b, residual)
+    )(x, w, b, residual, counters)
+    return out, counters
 
 
-def _decode_attention_kernel(q_ref, k_ref, v_ref, cache_ref, index_ref, out_ref, cache_out_ref, *,
-                             batch, scale, block):
-    index = index_ref[()]
-    k_new = k_ref[...].astype(cache_ref.dtype)
-    v_new = v_ref[...].astype(cache_ref.dtype)
-    query = q_ref[...].astype(jnp.float32)
-    offsets = jnp.arange(block)
+def _ln_ffn_kernel(x_ref, gamma_ref, beta_ref, w_in_ref, b_in_ref, w_out_ref, b_out_ref, counter_ref,
+                   out_ref, partial_ref, counter_out_ref, *, epsilon, chunks, compute_dtype, interpret):
+    del counter_ref  # aliased with counter_out_ref
+    x = x_ref[...].astype(jnp.float32)
+    normed = _layer_norm(x, gamma_ref, beta_ref, epsilon).astype(compute_dtype)
+    hidden = _matmul(normed, w_in_ref[...].astype(compute_dtype))
+    if b_in_ref is not None:
+        hidden = hidden + b_in_ref[...].astype(jnp.float32)[None, :]
+    hidden = _gelu_tanh(hidden.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype)
+    partial_ref[pl.ds(pl.program_id(0), 1), :, :] = _matmul(hidden, w_out_ref[...].astype(compute_dtype))[None]
 
-    def attend(i, carry):
-        # Online softmax over key blocks, reading only the slots up to `index`. The slot
-        # `index` is about to hold this token's key and value: they come from the registers,
-        # not from the store below, whose order against these loads is not fixed.
-        total, norm, peak = carry
-        start = i * block
-        positions = start + offsets
-        here = (positions == index)[:, None]
-        keys = jnp.where(here, k_new[None, :], cache_ref[0, pl.ds(start, block), :]).astype(jnp.float32)
-        values = jnp.where(here, v_new[None, :], cache_ref[1, pl.ds(start, block), :]).astype(jnp.float32)
-        scores = jnp.sum(keys * query[None, :], axis=1) * scale
-        scores = jnp.where(positions <= index, scores, -jnp.inf)
-        new_peak = jnp.maximum(peak, jnp.max(scores))
-        correction = jnp.exp(peak - new_peak)
-        weights = jnp.exp(scores - new_peak)
-        total = total * correction + jnp.sum(weights[:, None] * values, axis=0)
-        return total, norm * correction + jnp.sum(weights), new_peak
-
-    blocks = index // block + 1
-    init = (jnp.zeros(query.shape, jnp.float32), jnp.float32(0.0), jnp.float32(-jnp.inf))
-    total, norm, _ = jax.lax.fori_loop(0, blocks, attend, init)
-    out_ref[...] = (total / norm).astype(out_ref.dtype)
-
-    @pl.when(pl.program_id(0) < batch)
+    @pl.when(arrives_last(counter_out_ref, 0, chunks, interpret))
     def _():
-        cache_out_ref[0, pl.ds(index, 1), :] = k_new[None, :]
-        cache_out_ref[1, pl.ds(index, 1), :] = v_new[None, :]
+        total = jnp.sum(partial_ref[...], axis=0)
+        if b_out_ref is not None:
+            total = total + b_out_ref[...].astype(jnp.float32)[None, :]
+        out_ref[...] = (x + total.astype(compute_dtype).astype(jnp.float32)).astype(out_ref.dtype)
+        reset_arrivals(counter_out_ref, 0, chunks)
 
 
-def decode_attention(qkv, cache, index, *, batch, interpret=False):
-    """One new token per sequence against a KV cache, updating the cache in place.
+def ln_ffn(x, gamma, beta, w_in, b_in, w_out, b_out, counters, *, epsilon, compute_dtype=None,
+           interpret=False):
+    """`x + GELU(LayerNorm(x) @ w_in + b_in) @ w_out + b_out` in one kernel, for at most
+    `FFN_FUSED_ROWS` rows: each program takes `_FFN_CHUNK / rows` hidden units and writes its
+    partial sum of the output; the last to finish adds them in a fixed order.
 
-    Args:
-        qkv: (rows, 3·heads·head_dim) queries, keys and values of the new token (rows ≥ batch;
-            rows past `batch` are padding, computed against sequence `batch - 1`).
-        cache: (2, batch, max_length, heads, head_dim), keys then values.
-        index: int32 scalar, the slot of the new token; slots above it are masked.
-
-    Returns `(out (rows, heads·head_dim), updated cache)`.
+    `counters` are `counter_slots(rows, width)` int32 zeros; returns `(out, counters)`.
     """
-    rows = qkv.shape[0]
-    _, _, length, heads, head_dim = cache.shape
-    last = batch - 1
-    clamp = lambda r: jnp.minimum(r, last)  # noqa: E731
-    kernel = functools.partial(_decode_attention_kernel, batch=batch, scale=1.0 / math.sqrt(head_dim),
-                               block=min(length, _ATTENTION_KEYS))
-    cache_spec = pl.BlockSpec((2, None, length, None, head_dim), lambda r, h: (0, clamp(r), 0, h, 0))
-    return pl.pallas_call(
+    rows, width = x.shape
+    hidden = w_in.shape[1]
+    if rows > FFN_FUSED_ROWS:
+        raise ValueError(f"ln_ffn takes at most {FFN_FUSED_ROWS} rows, got {rows}")
+    compute_dtype = compute_dtype or x.dtype
+    chunk = _FFN_CHUNK // rows
+    while hidden % chunk:
+        chunk //= 2
+    chunks = hidden // chunk
+    full = lambda c: (0,)  # noqa: E731
+    kernel = functools.partial(_ln_ffn_kernel, epsilon=epsilon, chunks=chunks, compute_dtype=compute_dtype,
+                               interpret=interpret)
+    out, _, counters = pl.pallas_call(
         kernel,
-        out_shape=(jax.ShapeDtypeStruct((rows, heads * head_dim), qkv.dtype),
-                   jax.ShapeDtypeStruct(cache.shape, cache.dtype)),
-        grid=(rows, heads),
-        in_specs=[pl.BlockSpec((None, head_dim), lambda r, h: (r, h)),
-                  pl.BlockSpec((None, head_dim), lambda r, h: (r, heads + h)),
-                  pl.BlockSpec((None, head_dim), lambda r, h: (r, 2 * heads + h)),
-                  cache_spec, pl.BlockSpec((), lambda r, h: ())],
-        out_specs=(pl.BlockSpec((None, head_dim), lambda r, h: (r, h)), cache_spec),
-        input_output_aliases={3: 1},
-        compiler_params=_params(num_warps=8),
+        out_shape=(jax.ShapeDtypeStruct((rows, width), x.dtype),
+                   jax.ShapeDtypeStruct((chunks, rows, width), jnp.float32),
+                   jax.ShapeDtypeStruct(counters.shape, counters.dtype)),
+        grid=(chunks,),
+        in_specs=[pl.BlockSpec((rows, width), lambda c: (0, 0)), pl.BlockSpec((width,), full),
+                  pl.BlockSpec((width,), full), pl.BlockSpec((width, chunk), lambda c: (0, c)),
+                  None if b_in is None else pl.BlockSpec((chunk,), lambda c: (c,)),
+                  pl.BlockSpec((chunk, width), lambda c: (c, 0)),
+                  None if b_out is None else pl.BlockSpec((width,), full),
+                  pl.BlockSpec(counters.shape, full)],
+        out_specs=(pl.BlockSpec((rows, width), lambda c: (0, 0)),
+                   pl.BlockSpec((chunks, rows, width), lambda c: (0, 0, 0)),
+                   pl.BlockSpec(counters.shape, full)),
+        input_output_aliases={7: 2},
+        compiler_params=triton_params(_FFN_WARPS),
         interpret=interpret,
-        name="decode_attention",
-    )(qkv, qkv, qkv, cache, jnp.asarray(index, jnp.int32))
+        name="ln_ffn",
+    )(x, gamma, beta, w_in, b_in, w_out, b_out, counters)
+    return out, counters
