@@ -66,8 +66,8 @@ def _compile(fn, model):
 
 FUSED_MAX_BATCH = 32
 """Largest batch the fused decode kernels are chosen for by default: the batches they were
-measured at. On an H100 (v5 shape, float32) they ran 10.9 k new tokens/s at batch 1 against
-7.8 k for the keras.ops step, and 215 k against 174 k at batch 32; rows are padded to a power
+measured at. On an H100 (v5 shape, float32) they ran 11.4 k new tokens/s at batch 1 against
+8.1 k for the keras.ops step, and 218 k against 171 k at batch 32; rows are padded to a power
 of two, which larger uneven batches would pay for."""
 
 

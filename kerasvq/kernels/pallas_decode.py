@@ -256,14 +256,14 @@ def ln_ffn(x, gamma, beta, w_in, b_in, w_out, b_out, counters, *, epsilon, compu
     `counters` are `counter_slots(rows, width)` int32 zeros; returns `(out, counters)`.
     """
     rows, width = x.shape
-    hidden = w_in.shape[1]
+    units = w_in.shape[1]
     if rows > FFN_FUSED_ROWS:
         raise ValueError(f"ln_ffn takes at most {FFN_FUSED_ROWS} rows, got {rows}")
     compute_dtype = compute_dtype or x.dtype
     chunk = _FFN_CHUNK // rows
-    while hidden % chunk:
+    while units % chunk:
         chunk //= 2
-    chunks = hidden // chunk
+    chunks = units // chunk
     full = lambda c: (0,)  # noqa: E731
     kernel = functools.partial(_ln_ffn_kernel, epsilon=epsilon, chunks=chunks, compute_dtype=compute_dtype,
                                interpret=interpret)
