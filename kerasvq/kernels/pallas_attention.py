@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from kerasvq.kernels.pallas_decode import arrives_last, reset_arrivals, triton_params
+from kerasvq.kernels.pallas_decode import arrives_last, reset_arrivals, residual_plus_partials, triton_params
 
 KEYS_PER_BLOCK = 128
 """Cached keys read per step of the online softmax (picked on an H100: 64 was 0.5 µs slower at
@@ -66,11 +66,8 @@ def _attention_output_kernel(q_ref, k_ref, v_ref, cache_ref, index_ref, w_ref, b
 
     @pl.when(arrives_last(counter_out_ref, row, partial_ref.shape[0], interpret))
     def _():
-        projected = jnp.sum(partial_ref[...], axis=0)
-        if b_ref is not None:
-            projected = projected + b_ref[...].astype(jnp.float32)
-        residual = residual_ref[...].astype(jnp.float32)
-        out_ref[...] = (residual + projected.astype(compute_dtype).astype(jnp.float32)).astype(out_ref.dtype)
+        total = residual_plus_partials(residual_ref[...], partial_ref, b_ref, compute_dtype)
+        out_ref[...] = total.astype(out_ref.dtype)
         reset_arrivals(counter_out_ref, row, partial_ref.shape[0])
 
 

@@ -108,6 +108,15 @@ def reset_arrivals(counter_ref, slot, arrivals):
     plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(-arrivals))
 
 
+def residual_plus_partials(residual, partial_ref, b_ref, compute_dtype):
+    """`residual + Σ partial_ref + b` in float32, the sum over the first axis of `partial_ref`
+    (a fixed order) rounded to `compute_dtype` as the matmul output it stands for."""
+    total = jnp.sum(partial_ref[...], axis=0)
+    if b_ref is not None:
+        total = total + b_ref[...].astype(jnp.float32)
+    return residual.astype(jnp.float32) + total.astype(compute_dtype).astype(jnp.float32)
+
+
 def counter_slots(rows: int, width: int) -> int:
     """Length of the int32 zeros that `attention_output`, `ln_ffn` and `linear_residual` count
     arrivals in: one slot per row or per output column block of a `width`-wide result at most.
@@ -182,11 +191,8 @@ def _linear_residual_kernel(x_ref, w_ref, b_ref, residual_ref, counter_ref, out_
 
     @pl.when(arrives_last(counter_out_ref, column, splits, interpret))
     def _():
-        total = jnp.sum(partial_ref[...], axis=0)
-        if b_ref is not None:
-            total = total + b_ref[...].astype(jnp.float32)[None, :]
-        residual = residual_ref[...].astype(jnp.float32)
-        out_ref[...] = (residual + total.astype(compute_dtype).astype(jnp.float32)).astype(out_ref.dtype)
+        total = residual_plus_partials(residual_ref[...], partial_ref, b_ref, compute_dtype)
+        out_ref[...] = total.astype(out_ref.dtype)
         reset_arrivals(counter_out_ref, column, splits)
 
 
@@ -240,10 +246,7 @@ def _ln_ffn_kernel(x_ref, gamma_ref, beta_ref, w_in_ref, b_in_ref, w_out_ref, b_
 
     @pl.when(arrives_last(counter_out_ref, 0, chunks, interpret))
     def _():
-        total = jnp.sum(partial_ref[...], axis=0)
-        if b_out_ref is not None:
-            total = total + b_out_ref[...].astype(jnp.float32)[None, :]
-        out_ref[...] = (x + total.astype(compute_dtype).astype(jnp.float32)).astype(out_ref.dtype)
+        out_ref[...] = residual_plus_partials(x, partial_ref, b_out_ref, compute_dtype).astype(out_ref.dtype)
         reset_arrivals(counter_out_ref, 0, chunks)
 
 
