@@ -26,11 +26,11 @@ SHAPE = dict(vocab_size=4000, seq_len=256, d_model=256, num_layers=4, num_heads=
 REPEATS = 5
 
 
-def timed(fn, repeats=None):
+def timed(fn):
     fn()  # compiles
     fn()
     best = float("inf")
-    for _ in range(repeats or REPEATS):
+    for _ in range(REPEATS):
         start = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - start)

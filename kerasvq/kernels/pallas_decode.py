@@ -97,7 +97,10 @@ def triton_params(num_warps=4):
 def arrives_last(counter_ref, slot, arrivals, interpret):
     """True in the program that is the last of `arrivals` to reach `counter_ref[slot]`, which
     then adds the partial sums and calls `reset_arrivals`. The barrier first makes every
-    thread's partial-sum stores part of the atomic's release, so the last program reads them."""
+    thread's partial-sum stores part of the atomic's release, so the last program reads them.
+    With one arrival there is nothing to wait for: no barrier, no atomic."""
+    if arrivals == 1:
+        return True
     if not interpret:
         plgpu.debug_barrier()
     return plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(1)) == arrivals - 1
@@ -105,7 +108,8 @@ def arrives_last(counter_ref, slot, arrivals, interpret):
 
 def reset_arrivals(counter_ref, slot, arrivals):
     """Sets `counter_ref[slot]` back to zero; called by the program `arrives_last` picked."""
-    plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(-arrivals))
+    if arrivals > 1:
+        plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(-arrivals))
 
 
 def residual_plus_partials(residual, partial_ref, b_ref, compute_dtype):
@@ -136,14 +140,20 @@ def _layer_norm(x, gamma_ref, beta_ref, epsilon):
     return x * scale + (beta_ref[...].astype(jnp.float32)[None, :] - mean * scale)
 
 
-def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, *, epsilon, gelu,
-                      transposed, compute_dtype):
-    normed = _layer_norm(x_ref[...].astype(jnp.float32), gamma_ref, beta_ref, epsilon).astype(compute_dtype)
+def _ln_linear_values(x, gamma_ref, beta_ref, w_ref, b_ref, *, epsilon, gelu, compute_dtype,
+                      transposed=False):
+    """`LayerNorm(x) @ w + b`, then GELU when `gelu`, in float32 for x float32 (rows, d)."""
+    normed = _layer_norm(x, gamma_ref, beta_ref, epsilon).astype(compute_dtype)
     y = _matmul(normed, w_ref[...].astype(compute_dtype), transposed)
     if b_ref is not None:
         y = y + b_ref[...].astype(jnp.float32)[None, :]
     if gelu:
         y = _gelu_tanh(y.astype(compute_dtype).astype(jnp.float32))
+    return y
+
+
+def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, **options):
+    y = _ln_linear_values(x_ref[...].astype(jnp.float32), gamma_ref, beta_ref, w_ref, b_ref, **options)
     out_ref[...] = y.astype(out_ref.dtype)
 
 
@@ -237,11 +247,8 @@ def _ln_ffn_kernel(x_ref, gamma_ref, beta_ref, w_in_ref, b_in_ref, w_out_ref, b_
                    out_ref, partial_ref, counter_out_ref, *, epsilon, chunks, compute_dtype, interpret):
     del counter_ref  # aliased with counter_out_ref
     x = x_ref[...].astype(jnp.float32)
-    normed = _layer_norm(x, gamma_ref, beta_ref, epsilon).astype(compute_dtype)
-    hidden = _matmul(normed, w_in_ref[...].astype(compute_dtype))
-    if b_in_ref is not None:
-        hidden = hidden + b_in_ref[...].astype(jnp.float32)[None, :]
-    hidden = _gelu_tanh(hidden.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype)
+    hidden = _ln_linear_values(x, gamma_ref, beta_ref, w_in_ref, b_in_ref, epsilon=epsilon, gelu=True,
+                               compute_dtype=compute_dtype).astype(compute_dtype)
     partial_ref[pl.ds(pl.program_id(0), 1), :, :] = _matmul(hidden, w_out_ref[...].astype(compute_dtype))[None]
 
     @pl.when(arrives_last(counter_out_ref, 0, chunks, interpret))
