@@ -36,13 +36,15 @@ def test_fused_step_matches_the_models_own_step(dtype, atol, batch):
     column = prompts[:, -1:]
     # Slot 140 lies in the second block of 128 keys the attention kernel reads.
     expected, expected_cache = model.call_with_cache(column, cache, 140)
-    logits, updated = fused_decode_step(model, column, cache, 140, interpret=True)
+    logits, updated, counters, greedy_ids = fused_decode_step(model, column, cache, 140, interpret=True)
     assert logits.shape == expected.shape and str(logits.dtype) == "float32"
     np.testing.assert_allclose(np.asarray(logits), np.asarray(expected), atol=atol)
     for got, want in zip(updated, expected_cache):
         np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(want, "float32"), atol=atol)
         # Slots past the new token are untouched (still the zeros init_cache made).
         assert not np.asarray(got, "float32")[:, :, 141:].any()
+    assert not np.asarray(counters).any()
+    np.testing.assert_array_equal(np.asarray(greedy_ids), np.argmax(np.asarray(logits)[:, 0], axis=-1))
 
 
 @on_jax
@@ -51,7 +53,8 @@ def test_fused_greedy_generation_gives_the_same_tokens():
     model = _model(seq_len=32)
     cfg = SamplingConfig(greedy=True, max_new_tokens=10, stop_at_eos=False)
     prompts = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
-    fused = generate(model, prompts, cfg, fused=True)
+    # Four unrolled steps per check keep the interpreter's compilation short.
+    fused = generate(model, prompts, cfg, fused=True, steps_per_check=4)
     plain = generate(model, prompts, cfg, fused=False)
     assert [r["token_ids"] for r in fused] == [r["token_ids"] for r in plain]
 
@@ -122,4 +125,28 @@ def test_ffn_kernels_add_partial_sums_and_leave_counters_zero(rows):
         out, counters = linear_residual(got_hidden, f32(w_out), f32(b_out), f32(x), counters, interpret=True)
     # Loose enough for Triton's TF32 dots on a GPU; the interpreter is float32.
     np.testing.assert_allclose(np.asarray(out), expected, atol=2e-4, rtol=1e-4)
+    assert not np.asarray(counters).any()
+
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("rows", [1, 16])  # 1: 6 programs of 8 columns; 16: 3 programs of 16 (a Triton dot)
+def test_logits_kernel_gives_the_first_largest_logit_across_programs(rows):
+    import jax.numpy as jnp
+
+    from kerasvq.kernels.pallas_decode import counter_slots, ln_logits
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(rows, 32))
+    normed = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    table = rng.normal(size=(48, 32)) * 0.1
+    # Columns 5 and 40 (different programs) tie for the largest logit of row 0.
+    table[5] = table[40] = normed[0] * 3
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    counters = jnp.zeros((counter_slots(rows, 32),), jnp.int32)
+    logits, ids, counters = ln_logits(f32(x), f32(np.ones(32)), f32(np.zeros(32)), f32(table), None, counters,
+                                      epsilon=1e-5, transposed=True, interpret=True)
+    np.testing.assert_allclose(np.asarray(logits), normed @ table.T, atol=1e-4)
+    assert int(ids[0]) == 5
+    np.testing.assert_array_equal(np.asarray(ids), np.argmax(np.asarray(logits), axis=1))
     assert not np.asarray(counters).any()

@@ -1,23 +1,27 @@
 """`TransformerLM.call_with_cache` for one new token, run as Pallas kernels on JAX.
 
-Same inputs, outputs and cache layout as the model's own step, for models it supports
+Same inputs, logits and cache layout as the model's own step, for models it supports
 (`unsupported_reason` says why not, otherwise None): GPT blocks with learned or sinusoidal
-positions and the tanh GELU, power-of-two widths. A block is three kernels for one or two
-sequences (QKV, attention with its output projection, the whole FFN) and four above (the FFN
-in two). The model's weights are read inside the caller's trace, so under `jax.jit` over a
+positions and the tanh GELU, power-of-two widths. A block is two kernels for one or two
+sequences (attention with its QKV and output projections, the whole FFN) and four above (QKV,
+attention with the output projection, FFN in, FFN out); the vocabulary projection also gives
+each row's argmax. The model's weights are read inside the caller's trace, so under `jax.jit` over a
 `keras.StatelessScope` (as `kerasvq.generation` compiles) the step uses the traced values.
 
 Example:
-    >>> logits, cache = fused_decode_step(model, column[:, None], cache, index)  # (batch, vocab)
+    >>> step = fused_decode_step(model, column[:, None], cache, index)
+    >>> step.logits.shape, step.greedy_ids.shape  # (batch, 1, vocab), (batch,)
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from keras import ops
 
-from kerasvq.kernels.pallas_attention import attention_output
+from kerasvq.kernels.pallas_attention import FUSED_QKV_ROWS, attention_output, ln_attention_output
 from kerasvq.kernels.pallas_decode import (FFN_FUSED_ROWS, counter_slots, linear_residual, ln_ffn, ln_linear,
-                                           padded_rows)
+                                           ln_logits, padded_rows)
 
 
 def _power_of_two(n):
@@ -56,8 +60,30 @@ def _norm(layer):
     return ops.convert_to_tensor(layer.gamma), ops.convert_to_tensor(layer.beta), layer.epsilon
 
 
-def fused_decode_step(model, token_ids, cache, cache_update_index, interpret=False):
-    """Logits (batch, 1, vocab) float32 and the updated cache for token_ids (batch, 1)."""
+class DecodeStep(NamedTuple):
+    """What `fused_decode_step` returns."""
+
+    logits: Any
+    """(batch, 1, vocab) float32."""
+    cache: tuple
+    """The updated cache, laid out as the model's own."""
+    counters: Any
+    """The `arrival_counters`, zero again, for the next step."""
+    greedy_ids: Any
+    """(batch,) int32: each row's largest logit (the first on a tie, as `argmax`)."""
+
+
+def arrival_counters(model, batch):
+    """The int32 zeros the step's kernels count arrivals in; they leave them zero, so a loop can
+    pass one array from step to step instead of making it anew each time."""
+    import jax.numpy as jnp
+
+    return jnp.zeros((counter_slots(padded_rows(batch), model.d_model),), jnp.int32)
+
+
+def fused_decode_step(model, token_ids, cache, cache_update_index, counters=None, interpret=False) -> DecodeStep:
+    """One decode step for token_ids (batch, 1) at slot `cache_update_index`; `counters` from
+    `arrival_counters` (made here when not given)."""
     import jax.numpy as jnp
 
     batch = token_ids.shape[0]
@@ -66,14 +92,21 @@ def fused_decode_step(model, token_ids, cache, cache_update_index, interpret=Fal
     rows = padded_rows(batch)
     x = jnp.pad(x, ((0, rows - batch), (0, 0)))
     index = jnp.asarray(cache_update_index, jnp.int32)
-    counters = jnp.zeros((counter_slots(rows, model.d_model),), jnp.int32)
+    if counters is None:
+        counters = arrival_counters(model, batch)
     common = dict(compute_dtype=compute_dtype, interpret=interpret)
     updated = []
     for block, layer_cache in zip(model.blocks, cache):
         gamma, beta, epsilon = _norm(block.attention_norm)
-        qkv = ln_linear(x, gamma, beta, *_dense(block.attention.qkv_dense), epsilon=epsilon, **common)
-        x, layer_cache, counters = attention_output(qkv, layer_cache, index, *_dense(block.attention.output_dense),
-                                                    x, counters, batch=batch, **common)
+        qkv_weights, out_weights = _dense(block.attention.qkv_dense), _dense(block.attention.output_dense)
+        if rows <= FUSED_QKV_ROWS:
+            x, layer_cache, counters = ln_attention_output(x, gamma, beta, *qkv_weights, layer_cache, index,
+                                                           *out_weights, counters, epsilon=epsilon, batch=batch,
+                                                           **common)
+        else:
+            qkv = ln_linear(x, gamma, beta, *qkv_weights, epsilon=epsilon, **common)
+            x, layer_cache, counters = attention_output(qkv, layer_cache, index, *out_weights, x, counters,
+                                                        batch=batch, **common)
         gamma, beta, epsilon = _norm(block.ffn_norm)
         if rows <= FFN_FUSED_ROWS:
             x, counters = ln_ffn(x, gamma, beta, *_dense(block.ffn_hidden), *_dense(block.ffn_output), counters,
@@ -87,6 +120,6 @@ def fused_decode_step(model, token_ids, cache, cache_update_index, interpret=Fal
         head, transposed = ops.convert_to_tensor(model.token_embedding.embeddings), True
     else:
         head, transposed = ops.convert_to_tensor(model.output_head.kernel), False
-    logits = ln_linear(x, gamma, beta, head, epsilon=epsilon, transposed=transposed,
-                       out_dtype="float32", **common)
-    return logits[:batch, None, :], tuple(updated)
+    logits, ids, counters = ln_logits(x, gamma, beta, head, None, counters, epsilon=epsilon, transposed=transposed,
+                                      **common)
+    return DecodeStep(logits[:batch, None, :], tuple(updated), counters, ids[:batch])

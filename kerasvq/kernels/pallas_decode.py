@@ -4,7 +4,8 @@ At decode time every matmul has one row per sequence, so a step is bound by how 
 it launches and how long each waits on memory, not by arithmetic: XLA turns a v5 decoder block
 into about 16 kernels of 1-2 µs each. These kernels fuse what surrounds each matmul:
 
-- `ln_linear`: LayerNorm, then `x @ w + b`, optionally GELU (QKV, FFN in, vocabulary logits);
+- `ln_linear`: LayerNorm, then `x @ w + b`, optionally GELU (QKV, FFN in);
+- `ln_logits`: the same into float32 vocabulary logits, with each row's argmax;
 - `linear_residual`: `residual + x @ w + b`, the depth split over several programs (FFN out);
 - `ln_ffn`: the whole FFN with its residual, for one or two rows;
 - and, in `kerasvq.kernels.pallas_attention`, `attention_output` (attention, output
@@ -47,6 +48,7 @@ SMALL_ROWS = 8
 # Block sizes and warps, picked on an H100 at batch 1 and 32 (v5 shape, float32): wide blocks
 # of a few columns keep many programs in flight, which is what a latency-bound step needs.
 _LN_COLUMNS = {"small": 8, "dot": 32}
+_LOGITS_COLUMNS = {"small": 8, "dot": 32}
 _RESIDUAL_COLUMNS = {"small": 4, "dot": 16}
 _RESIDUAL_DEPTH = {"small": 1024, "dot": 128}
 _RESIDUAL_WARPS = {"small": 8, "dot": 4}
@@ -64,7 +66,7 @@ def padded_rows(batch: int) -> int:
     return rows if rows <= SMALL_ROWS else max(MIN_ROWS, rows)
 
 
-def _matmul(x, w, transposed=False):
+def matmul(x, w, transposed=False):
     """x (rows, k) @ w (k, n), or w (n, k) when transposed; float32 result. Up to `SMALL_ROWS`
     rows, a broadcast product and sum (Triton's dot needs 16), which is also what a GEMV is."""
     if x.shape[0] <= SMALL_ROWS:
@@ -132,8 +134,9 @@ def _gelu_tanh(x):
     return 0.5 * x * (1.0 + jnp.tanh(SQRT_2_OVER_PI * (x + CUBIC * x * x * x)))
 
 
-def _layer_norm(x, gamma_ref, beta_ref, epsilon):
-    # The statistics of `OnePassLayerNormalization`: E[x²] − E[x]² from one read, float32.
+def layer_norm(x, gamma_ref, beta_ref, epsilon):
+    """LayerNorm of x (rows, d) float32 over d, with the statistics of
+    `OnePassLayerNormalization`: E[x²] − E[x]² from one read."""
     mean = jnp.mean(x, axis=1, keepdims=True)
     variance = jnp.maximum(jnp.mean(x * x, axis=1, keepdims=True) - mean * mean, 0.0)
     scale = jax.lax.rsqrt(variance + epsilon) * gamma_ref[...].astype(jnp.float32)[None, :]
@@ -143,8 +146,8 @@ def _layer_norm(x, gamma_ref, beta_ref, epsilon):
 def _ln_linear_values(x, gamma_ref, beta_ref, w_ref, b_ref, *, epsilon, gelu, compute_dtype,
                       transposed=False):
     """`LayerNorm(x) @ w + b`, then GELU when `gelu`, in float32 for x float32 (rows, d)."""
-    normed = _layer_norm(x, gamma_ref, beta_ref, epsilon).astype(compute_dtype)
-    y = _matmul(normed, w_ref[...].astype(compute_dtype), transposed)
+    normed = layer_norm(x, gamma_ref, beta_ref, epsilon).astype(compute_dtype)
+    y = matmul(normed, w_ref[...].astype(compute_dtype), transposed)
     if b_ref is not None:
         y = y + b_ref[...].astype(jnp.float32)[None, :]
     if gelu:
@@ -157,6 +160,20 @@ def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, **optio
     out_ref[...] = y.astype(out_ref.dtype)
 
 
+def _ln_linear_specs(x, w, b, transposed, preferred_columns=_LN_COLUMNS):
+    """(columns per program, programs, in_specs) of a LayerNorm-matmul over one column block
+    per program."""
+    rows, width = x.shape
+    n = w.shape[0] if transposed else w.shape[1]
+    _, block = _plan(rows, n, preferred_columns)
+    w_spec = (pl.BlockSpec((block, width), lambda j: (j, 0)) if transposed
+              else pl.BlockSpec((width, block), lambda j: (0, j)))
+    full = lambda j: (0,)  # noqa: E731
+    in_specs = [pl.BlockSpec((rows, width), lambda j: (0, 0)), pl.BlockSpec((width,), full),
+                pl.BlockSpec((width,), full), w_spec, None if b is None else pl.BlockSpec((block,), lambda j: (j,))]
+    return block, n // block, in_specs
+
+
 def ln_linear(x, gamma, beta, w, b=None, *, epsilon, gelu=False, transposed=False,
               compute_dtype=None, out_dtype=None, interpret=False):
     """`LayerNorm(x) @ w + b` (then tanh GELU when `gelu`), for x (rows, d), rows from
@@ -164,27 +181,73 @@ def ln_linear(x, gamma, beta, w, b=None, *, epsilon, gelu=False, transposed=Fals
 
     `w` is (d, n), or (n, d) when `transposed` (a tied embedding table).
     """
-    rows, width = x.shape
-    n = w.shape[0] if transposed else w.shape[1]
     compute_dtype = compute_dtype or x.dtype
-    _, block = _plan(rows, n, _LN_COLUMNS)
-    w_spec = (pl.BlockSpec((block, width), lambda j: (j, 0)) if transposed
-              else pl.BlockSpec((width, block), lambda j: (0, j)))
-    full = lambda j: (0,)  # noqa: E731
+    block, programs, in_specs = _ln_linear_specs(x, w, b, transposed)
     kernel = functools.partial(_ln_linear_kernel, epsilon=epsilon, gelu=gelu, transposed=transposed,
                                compute_dtype=compute_dtype)
     return pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((rows, n), out_dtype or compute_dtype),
-        grid=(n // block,),
-        in_specs=[pl.BlockSpec((rows, width), lambda j: (0, 0)), pl.BlockSpec((width,), full),
-                  pl.BlockSpec((width,), full), w_spec,
-                  None if b is None else pl.BlockSpec((block,), lambda j: (j,))],
-        out_specs=pl.BlockSpec((rows, block), lambda j: (0, j)),
+        out_shape=jax.ShapeDtypeStruct((x.shape[0], block * programs), out_dtype or compute_dtype),
+        grid=(programs,),
+        in_specs=in_specs,
+        out_specs=pl.BlockSpec((x.shape[0], block), lambda j: (0, j)),
         compiler_params=triton_params(),
         interpret=interpret,
         name="ln_linear",
     )(x, gamma, beta, w, b)
+
+
+def _ln_logits_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, counter_ref, out_ref, peak_ref, where_ref,
+                      ids_ref, counter_out_ref, *, programs, interpret, **options):
+    del counter_ref  # aliased with counter_out_ref
+    y = _ln_linear_values(x_ref[...].astype(jnp.float32), gamma_ref, beta_ref, w_ref, b_ref, **options)
+    out_ref[...] = y
+    program, block = pl.program_id(0), y.shape[1]
+    peak_ref[pl.ds(program, 1), :] = jnp.max(y, axis=1)[None, :]
+    where_ref[pl.ds(program, 1), :] = (jnp.argmax(y, axis=1).astype(jnp.int32) + program * block)[None, :]
+
+    @pl.when(arrives_last(counter_out_ref, 0, programs, interpret))
+    def _():
+        # Slots past `programs` pad the partials to a power of two and hold no result.
+        slots = jnp.arange(peak_ref.shape[0])[:, None]
+        best = jnp.argmax(jnp.where(slots < programs, peak_ref[...], -jnp.inf), axis=0).astype(jnp.int32)
+        ids_ref[...] = jnp.sum(jnp.where(slots == best[None, :], where_ref[...], 0), axis=0)
+        reset_arrivals(counter_out_ref, 0, programs)
+
+
+def ln_logits(x, gamma, beta, w, b, counters, *, epsilon, transposed=False, compute_dtype=None,
+              interpret=False):
+    """`ln_linear` to float32 logits, and the index of each row's largest logit (the first on
+    a tie, as `argmax`): each program writes its block's maximum and where it is, and the last
+    to finish picks the first program with the largest.
+
+    `counters` are `counter_slots` int32 zeros; returns `(logits, ids (rows,) int32, counters)`.
+    """
+    rows = x.shape[0]
+    compute_dtype = compute_dtype or x.dtype
+    block, programs, in_specs = _ln_linear_specs(x, w, b, transposed, _LOGITS_COLUMNS)
+    slots = 1 << (programs - 1).bit_length()
+    kernel = functools.partial(_ln_logits_kernel, programs=programs, interpret=interpret, epsilon=epsilon,
+                               gelu=False, transposed=transposed, compute_dtype=compute_dtype)
+    whole = lambda j: (0, 0)  # noqa: E731
+    counter_spec = pl.BlockSpec(counters.shape, lambda j: (0,))
+    logits, _, _, ids, counters = pl.pallas_call(
+        kernel,
+        out_shape=(jax.ShapeDtypeStruct((rows, block * programs), jnp.float32),
+                   jax.ShapeDtypeStruct((slots, rows), jnp.float32),
+                   jax.ShapeDtypeStruct((slots, rows), jnp.int32),
+                   jax.ShapeDtypeStruct((rows,), jnp.int32),
+                   jax.ShapeDtypeStruct(counters.shape, counters.dtype)),
+        grid=(programs,),
+        in_specs=in_specs + [counter_spec],
+        out_specs=(pl.BlockSpec((rows, block), lambda j: (0, j)), pl.BlockSpec((slots, rows), whole),
+                   pl.BlockSpec((slots, rows), whole), pl.BlockSpec((rows,), lambda j: (0,)), counter_spec),
+        input_output_aliases={len(jax.tree.leaves((x, gamma, beta, w, b))): 4},
+        compiler_params=triton_params(),
+        interpret=interpret,
+        name="ln_logits",
+    )(x, gamma, beta, w, b, counters)
+    return logits, ids, counters
 
 
 def _linear_residual_kernel(x_ref, w_ref, b_ref, residual_ref, counter_ref, out_ref, partial_ref,
@@ -196,7 +259,7 @@ def _linear_residual_kernel(x_ref, w_ref, b_ref, residual_ref, counter_ref, out_
     for start in range(0, depth, block_k):
         x = x_ref[:, pl.ds(split * depth + start, block_k)].astype(compute_dtype)
         w = w_ref[pl.ds(split * depth + start, block_k), :].astype(compute_dtype)
-        y = y + _matmul(x, w)
+        y = y + matmul(x, w)
     partial_ref[pl.ds(split, 1), :, :] = y[None]
 
     @pl.when(arrives_last(counter_out_ref, column, splits, interpret))
@@ -249,7 +312,7 @@ def _ln_ffn_kernel(x_ref, gamma_ref, beta_ref, w_in_ref, b_in_ref, w_out_ref, b_
     x = x_ref[...].astype(jnp.float32)
     hidden = _ln_linear_values(x, gamma_ref, beta_ref, w_in_ref, b_in_ref, epsilon=epsilon, gelu=True,
                                compute_dtype=compute_dtype).astype(compute_dtype)
-    partial_ref[pl.ds(pl.program_id(0), 1), :, :] = _matmul(hidden, w_out_ref[...].astype(compute_dtype))[None]
+    partial_ref[pl.ds(pl.program_id(0), 1), :, :] = matmul(hidden, w_out_ref[...].astype(compute_dtype))[None]
 
     @pl.when(arrives_last(counter_out_ref, 0, chunks, interpret))
     def _():
