@@ -40,12 +40,10 @@ _COMPILED = weakref.WeakKeyDictionary()
 _LOOPS = weakref.WeakKeyDictionary()
 
 
-def _compile(fn, model, compiler_options=None):
+def _compile(fn, model):
     """`fn(*args)` compiled once per model: tf.function on TensorFlow, jax.jit over the
     model's variables (as keras-hub's generate does) on JAX, plain eager elsewhere. The cache
-    index is passed as a tensor so one trace serves every step. `compiler_options` (JAX only)
-    are XLA options for this one compilation; a jaxlib that does not know one of them compiles
-    without them."""
+    index is passed as a tensor so one trace serves every step."""
     backend = keras.config.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -60,35 +58,16 @@ def _compile(fn, model, compiler_options=None):
             with keras.StatelessScope(state_mapping=mapping):
                 return fn(*args)
 
-        compiled = [jax.jit(stateless, compiler_options=compiler_options)]
-
-        def call(*args):
-            state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
-            try:
-                return compiled[0](*state, *args)
-            except Exception as error:  # noqa: BLE001 - jaxlib raises its own runtime error types
-                if not compiler_options or "compile option" not in str(error):
-                    raise
-                compiled[0] = jax.jit(stateless)
-                return compiled[0](*state, *args)
-
-        return call
+        jitted = jax.jit(stateless)
+        return lambda *args: jitted([v.value for v in model.trainable_variables],
+                                    [v.value for v in model.non_trainable_variables], *args)
     return fn
-
-
-COMMAND_BUFFER_OPTIONS = {
-    "xla_gpu_enable_command_buffer": "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL",
-    "xla_gpu_graph_min_graph_size": 1,
-}
-"""XLA options the fused greedy loop is compiled with: record its kernels, loops included, as
-CUDA graphs, so the GPU runs a step's ~20 small kernels without the host launching each one.
-With the inner steps unrolled, an H100 (v5 shape, batch 1) went from 86 to 78 µs per token."""
 
 
 FUSED_MAX_BATCH = 32
 """Largest batch the fused decode kernels are chosen for by default: the batches they were
-measured at. On an H100 (v5 shape, float32) they ran 11.4 k new tokens/s at batch 1 against
-8.1 k for the keras.ops step, and 218 k against 171 k at batch 32; rows are padded to a power
+measured at. On an H100 (v5 shape, float32) they ran 10.9 k new tokens/s at batch 1 against
+7.3 k for the keras.ops step, and 199 k against 166 k at batch 32; rows are padded to a power
 of two, which larger uneven batches would pay for."""
 
 
@@ -162,9 +141,8 @@ def _greedy_loop(model, penalty: float, stop_at_eos: bool, steps_per_check: int 
 
     The outer `while_loop` checks "every row done?" only once per `steps_per_check` steps:
     the inner `fori_loop` has a trip count fixed at compile time, which XLA runs without
-    reading a predicate back to the host (on a GPU, that read is a sync per token). With the
-    fused kernels the inner steps are unrolled and the loop is compiled into CUDA graphs
-    (`COMMAND_BUFFER_OPTIONS`). Steps past
+    reading a predicate back to the host (on a GPU, that read is a sync per token); with the
+    fused kernels the inner steps are unrolled instead. Steps past
     `total` change nothing in the buffer. Same column rule as the step-by-step loop in
     `generate`, which stays the reference (the tests compare the two).
     """
@@ -208,8 +186,9 @@ def _greedy_loop(model, penalty: float, stop_at_eos: bool, steps_per_check: int 
         def steps(*state):
             if not fused:
                 return ops.fori_loop(0, steps_per_check, lambda _, s: step(*s), state)
-            # Unrolled, the steps between two checks are one sequence of kernels that XLA
-            # records as one CUDA graph (`COMMAND_BUFFER_OPTIONS`).
+            # The fused steps are a dozen kernels each; unrolled, XLA schedules the steps
+            # between two checks as one sequence. (Also compiling the loop into CUDA graphs
+            # measured slower at batch 1 on an H100, 10.6 k against 11.2 k new tokens/s.)
             for _ in range(steps_per_check):
                 state = step(*state)
             return state
@@ -222,7 +201,7 @@ def _greedy_loop(model, penalty: float, stop_at_eos: bool, steps_per_check: int 
         _, buffer, _, _, _, _, stopped = ops.while_loop(cond, steps, state)
         return buffer, stopped
 
-    loops[key] = _compile(run, model, COMMAND_BUFFER_OPTIONS if fused else None)
+    loops[key] = _compile(run, model)
     return loops[key]
 
 
