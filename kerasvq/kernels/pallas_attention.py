@@ -41,7 +41,6 @@ def _projected_qkv(source, residual_ref, *, epsilon, compute_dtype):
     """The new token's query, key and value of this program's head: LayerNorm of the residual
     row through the head's columns of the QKV projection, rounded as the projection's output."""
     gamma_ref, beta_ref, w_refs, b_refs = source
-    # Weights first: their loads are then in flight during the LayerNorm.
     weights = [ref[...].astype(compute_dtype) for ref in w_refs]
     normed = layer_norm(residual_ref[...].astype(jnp.float32)[None, :], gamma_ref, beta_ref, epsilon)
     normed = normed.astype(compute_dtype)
@@ -135,8 +134,9 @@ def ln_attention_output(x, gamma, beta, w_qkv, b_qkv, cache, index, w, b, counte
     """`x + Attention(LayerNorm(x) @ w_qkv + b_qkv, cache) @ w + b`: `attention_output` with
     the QKV projection inside, each program computing its own head's query, key and value.
 
-    Every program reads a (d, 3·head_dim) slice of `w_qkv`, so this pays off for a few rows
-    (at one row on an H100 it replaced a 2 µs kernel). Arguments as `attention_output`, with
+    Every program reads a (d, 3·head_dim) slice of `w_qkv`, so this is for a few rows: at one
+    row on an H100 it takes 7.1 µs where the QKV kernel and `attention_output` took 2.0 and
+    4.8, one kernel fewer for about the same time. Arguments as `attention_output`, with
     `x` (rows, d) the residual stream and `w_qkv` (d, 3·heads·head_dim), `b_qkv` or None.
     """
     heads, head_dim = cache.shape[3:]

@@ -9,7 +9,7 @@ into about 16 kernels of 1-2 µs each. These kernels fuse what surrounds each ma
 - `linear_residual`: `residual + x @ w + b`, the depth split over several programs (FFN out);
 - `ln_ffn`: the whole FFN with its residual, for one or two rows;
 - and, in `kerasvq.kernels.pallas_attention`, `attention_output` (attention, output
-  projection and residual).
+  projection and residual) and `ln_attention_output` (the same with LayerNorm and QKV).
 
 Rows (sequences) are padded to a power of two, and to at least 16 (Triton's smallest matmul
 tile) above 8; padded rows are computed and ignored. Up to 8 rows a matmul is a broadcast
@@ -219,7 +219,8 @@ def ln_logits(x, gamma, beta, w, b, counters, *, epsilon, transposed=False, comp
               interpret=False):
     """`ln_linear` to float32 logits, and the index of each row's largest logit (the first on
     a tie, as `argmax`): each program writes its block's maximum and where it is, and the last
-    to finish picks the first program with the largest.
+    to finish picks the first program with the largest. (At one row on an H100 it takes 5.2 µs
+    where `ln_linear` and XLA's argmax took 3.0 and 1.5: one kernel fewer.)
 
     `counters` are `counter_slots` int32 zeros; returns `(logits, ids (rows,) int32, counters)`.
     """
