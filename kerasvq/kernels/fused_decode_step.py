@@ -5,8 +5,9 @@ Same inputs, logits and cache layout as the model's own step, for models it supp
 positions and the tanh GELU, power-of-two widths. A block is two kernels for one or two
 sequences (attention with its QKV and output projections, the whole FFN) and four above (QKV,
 attention with the output projection, FFN in, FFN out); the vocabulary projection also gives
-each row's argmax. The model's weights are read inside the caller's trace, so under `jax.jit` over a
-`keras.StatelessScope` (as `kerasvq.generation` compiles) the step uses the traced values.
+each row's argmax. The model's weights are read inside the caller's trace, so under `jax.jit`
+over a `keras.StatelessScope` (as `kerasvq.generation` compiles) the step uses the traced
+values.
 
 Example:
     >>> step = fused_decode_step(model, column[:, None], cache, index)

@@ -48,7 +48,6 @@ SMALL_ROWS = 8
 # Block sizes and warps, picked on an H100 at batch 1 and 32 (v5 shape, float32): wide blocks
 # of a few columns keep many programs in flight, which is what a latency-bound step needs.
 _LN_COLUMNS = {"small": 8, "dot": 32}
-_LOGITS_COLUMNS = {"small": 8, "dot": 32}
 _RESIDUAL_COLUMNS = {"small": 4, "dot": 16}
 _RESIDUAL_DEPTH = {"small": 1024, "dot": 128}
 _RESIDUAL_WARPS = {"small": 8, "dot": 4}
@@ -124,9 +123,10 @@ def residual_plus_partials(residual, partial_ref, b_ref, compute_dtype):
 
 
 def counter_slots(rows: int, width: int) -> int:
-    """Length of the int32 zeros that `attention_output`, `ln_ffn` and `linear_residual` count
+    """Length of the int32 zeros that the kernels splitting an output over programs
+    (`attention_output`, `ln_attention_output`, `ln_ffn`, `linear_residual`, `ln_logits`) count
     arrivals in: one slot per row or per output column block of a `width`-wide result at most.
-    The kernels leave them zero again, so one array serves a whole decode step."""
+    The kernels leave them zero again, so one array serves a whole decode loop."""
     return max(rows, width)
 
 
@@ -160,12 +160,12 @@ def _ln_linear_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, out_ref, **optio
     out_ref[...] = y.astype(out_ref.dtype)
 
 
-def _ln_linear_specs(x, w, b, transposed, preferred_columns=_LN_COLUMNS):
+def _ln_linear_specs(x, w, b, transposed):
     """(columns per program, programs, in_specs) of a LayerNorm-matmul over one column block
-    per program."""
+    per program; `w` is (d, n), or (n, d) when `transposed` (a tied embedding table)."""
     rows, width = x.shape
     n = w.shape[0] if transposed else w.shape[1]
-    _, block = _plan(rows, n, preferred_columns)
+    _, block = _plan(rows, n, _LN_COLUMNS)
     w_spec = (pl.BlockSpec((block, width), lambda j: (j, 0)) if transposed
               else pl.BlockSpec((width, block), lambda j: (0, j)))
     full = lambda j: (0,)  # noqa: E731
@@ -174,20 +174,15 @@ def _ln_linear_specs(x, w, b, transposed, preferred_columns=_LN_COLUMNS):
     return block, n // block, in_specs
 
 
-def ln_linear(x, gamma, beta, w, b=None, *, epsilon, gelu=False, transposed=False,
-              compute_dtype=None, out_dtype=None, interpret=False):
-    """`LayerNorm(x) @ w + b` (then tanh GELU when `gelu`), for x (rows, d), rows from
-    `padded_rows`.
-
-    `w` is (d, n), or (n, d) when `transposed` (a tied embedding table).
-    """
+def ln_linear(x, gamma, beta, w, b=None, *, epsilon, gelu=False, compute_dtype=None, interpret=False):
+    """`LayerNorm(x) @ w + b` (then tanh GELU when `gelu`) in `compute_dtype`, for x (rows, d),
+    rows from `padded_rows`, and w (d, n)."""
     compute_dtype = compute_dtype or x.dtype
-    block, programs, in_specs = _ln_linear_specs(x, w, b, transposed)
-    kernel = functools.partial(_ln_linear_kernel, epsilon=epsilon, gelu=gelu, transposed=transposed,
-                               compute_dtype=compute_dtype)
+    block, programs, in_specs = _ln_linear_specs(x, w, b, transposed=False)
+    kernel = functools.partial(_ln_linear_kernel, epsilon=epsilon, gelu=gelu, compute_dtype=compute_dtype)
     return pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((x.shape[0], block * programs), out_dtype or compute_dtype),
+        out_shape=jax.ShapeDtypeStruct((x.shape[0], block * programs), compute_dtype),
         grid=(programs,),
         in_specs=in_specs,
         out_specs=pl.BlockSpec((x.shape[0], block), lambda j: (0, j)),
@@ -222,11 +217,12 @@ def ln_logits(x, gamma, beta, w, b, counters, *, epsilon, transposed=False, comp
     to finish picks the first program with the largest. (At one row on an H100 it takes 5.2 µs
     where `ln_linear` and XLA's argmax took 3.0 and 1.5: one kernel fewer.)
 
-    `counters` are `counter_slots` int32 zeros; returns `(logits, ids (rows,) int32, counters)`.
+    `w` is (d, vocab), or (vocab, d) when `transposed` (a tied embedding table); `counters`
+    are `counter_slots` int32 zeros. Returns `(logits, ids (rows,) int32, counters)`.
     """
     rows = x.shape[0]
     compute_dtype = compute_dtype or x.dtype
-    block, programs, in_specs = _ln_linear_specs(x, w, b, transposed, _LOGITS_COLUMNS)
+    block, programs, in_specs = _ln_linear_specs(x, w, b, transposed)
     slots = 1 << (programs - 1).bit_length()
     kernel = functools.partial(_ln_logits_kernel, programs=programs, interpret=interpret, epsilon=epsilon,
                                gelu=False, transposed=transposed, compute_dtype=compute_dtype)
