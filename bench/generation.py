@@ -6,7 +6,8 @@ KV cache, next to keras-hub's `GPT2CausalLM.generate` with a backbone of the sam
         --steps-per-check 1 16 --unfused
 
 "kerasvq cached/16" is the compiled greedy loop checking for the end every 16 tokens, with
-fused Pallas decode kernels where they apply (JAX on a GPU); "keras.ops cached/16" is the same
+fused Pallas decode kernels where they apply (JAX on a GPU: at batch 1 one persistent kernel
+for the whole loop); "keras.ops cached/16" is the same
 loop with the model's own `call_with_cache` step. Each time is the best of five calls
 after two warm-up calls (the first compiles), the same for every path.
 """

@@ -14,9 +14,11 @@ the whole buffer each step and gives the same greedy tokens (checked by the test
 Prompts longer than `model.seq_len - max_new_tokens` keep their last tokens (reported in
 `prompt_truncated`), because the Transformer never sees more than `seq_len` positions.
 
-On JAX with a GPU, greedy single-token steps of a supported Transformer at batch ≤ 32 run as
-fused Pallas kernels (`kerasvq.kernels.fused_decode_step`: two or four kernels per block
-instead of about sixteen); the `fused` argument of `generate` forces or disables that.
+On JAX with a GPU, greedy decoding of a supported Transformer at batch ≤ 32 runs as fused
+Pallas kernels: at batch 1 without a repetition penalty the whole loop is one persistent kernel
+(`kerasvq.kernels.persistent_decode`), otherwise each step is two or four kernels per block
+(`kerasvq.kernels.fused_decode_step`) instead of about sixteen; the `fused` argument of
+`generate` forces or disables that.
 
 Example:
     >>> out = generate_text(model, tokenizer, ["O setor de infraestrutura logística"],
@@ -206,6 +208,16 @@ def _greedy_loop(model, start: int, penalty: float, stop_at_eos: bool, steps_per
         def cond(index, buffer, decoder, proposal, presence, done, stopped):
             return ops.logical_and(index < total, ops.logical_not(ops.all(done)))
 
+        if fused and penalty == 1.0:
+            import jax
+
+            from kerasvq.kernels import persistent_decode
+
+            if batch <= persistent_decode.MAX_BATCH:
+                # The whole loop in one kernel; it stops exactly when every row is done.
+                return persistent_decode.persistent_greedy_decode(
+                    model, buffer, in_prompt, limits, cache, choose(last, presence), start, total, eos_id,
+                    stop_at_eos=stop_at_eos, interpret=jax.default_backend() != "gpu")
         state = (ops.convert_to_tensor(start, "int32"), buffer, begin(cache, batch), choose(last, presence), presence,
                  ops.zeros((batch,), "bool"), ops.zeros((batch,), "bool"))
         _, buffer, _, _, _, _, stopped = ops.while_loop(cond, steps, state)

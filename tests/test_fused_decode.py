@@ -59,6 +59,54 @@ def test_fused_greedy_generation_gives_the_same_tokens():
     assert [r["token_ids"] for r in fused] == [r["token_ids"] for r in plain]
 
 
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_persistent_kernel_gives_the_tokens_of_the_step_by_step_loop(dtype, monkeypatch):
+    from kerasvq.kernels import persistent_decode
+
+    calls = []
+    kernel = persistent_decode.persistent_greedy_decode
+    monkeypatch.setattr(persistent_decode, "persistent_greedy_decode", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    model = _model(dtype, seq_len=32)
+    prompt = [[5, 6, 7, 8, 9]]
+    plain = generate(model, prompt, SamplingConfig(greedy=True, max_new_tokens=12, stop_at_eos=False), fused=False)
+    fused = generate(model, prompt, SamplingConfig(greedy=True, max_new_tokens=12, stop_at_eos=False), fused=True)
+    assert fused == plain
+    # Stop at the fourth token the plain loop wrote: the kernel must stop there too.
+    eos = plain[0]["token_ids"][3]
+    config = SamplingConfig(greedy=True, max_new_tokens=12, stop_at_eos=True)
+    stopped = generate(model, prompt, config, eos_id=eos, fused=True)
+    assert stopped == generate(model, prompt, config, eos_id=eos, fused=False)
+    assert stopped[0]["stopped_at_eos"] and len(stopped[0]["token_ids"]) <= 3
+    assert len(calls) == 2  # traced once per compiled loop: with and without the stop at eos
+
+
+@on_jax
+@pytest.mark.backend_neutral
+def test_persistent_kernel_keeps_prompt_tokens_of_longer_prompts(monkeypatch):
+    from kerasvq.kernels import persistent_decode
+
+    monkeypatch.setattr(persistent_decode, "MAX_BATCH", 2)  # generate picks the kernel at two rows
+    model = _model(seq_len=32)
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13]]
+    config = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
+    fused = generate(model, prompts, config, fused=True)
+    assert fused == generate(model, prompts, config, fused=False)
+    assert [len(r["token_ids"]) for r in fused] == [6, 6]
+
+
+@on_jax
+def test_persistent_kernel_refuses_several_programs_in_the_interpreter():
+    from kerasvq.kernels.persistent_decode import persistent_greedy_decode
+
+    model = _model(seq_len=32)
+    buffer = np.zeros((1, 32), "int32")
+    with pytest.raises(ValueError, match="programs=1"):
+        persistent_greedy_decode(model, buffer, buffer != 0, np.array([8], "int32"), model.init_cache(1),
+                                 np.array([1], "int32"), 4, 8, -1, stop_at_eos=False, programs=2, interpret=True)
+
 @on_jax
 @pytest.mark.backend_neutral
 @pytest.mark.parametrize("overrides, reason", [

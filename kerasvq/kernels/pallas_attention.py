@@ -31,6 +31,34 @@ KEYS_PER_BLOCK = 128
 batch 1, 256 slower at batch 32)."""
 
 
+def attend_to_cache(query, k_new, v_new, load_keys, load_values, index, block, scale):
+    """Softmax attention of one query (head_dim,) over the cache slots up to `index`, in
+    float32: an online softmax over blocks of `block` slots, `load_keys(start)` and
+    `load_values(start)` giving (block, head_dim) from the cache. The slot `index` is about
+    to hold the new token's key and value: they come from the registers (`k_new`, `v_new`), not
+    from a store whose order against these loads is not fixed."""
+    offsets = jnp.arange(block)
+
+    def attend(i, carry):
+        total, norm, peak = carry
+        start = i * block
+        positions = start + offsets
+        here = (positions == index)[:, None]
+        keys = jnp.where(here, k_new[None, :], load_keys(start)).astype(jnp.float32)
+        values = jnp.where(here, v_new[None, :], load_values(start)).astype(jnp.float32)
+        scores = jnp.sum(keys * query[None, :], axis=1) * scale
+        scores = jnp.where(positions <= index, scores, -jnp.inf)
+        new_peak = jnp.maximum(peak, jnp.max(scores))
+        correction = jnp.exp(peak - new_peak)
+        weights = jnp.exp(scores - new_peak)
+        total = total * correction + jnp.sum(weights[:, None] * values, axis=0)
+        return total, norm * correction + jnp.sum(weights), new_peak
+
+    init = (jnp.zeros(query.shape, jnp.float32), jnp.float32(0.0), jnp.float32(-jnp.inf))
+    total, norm, _ = jax.lax.fori_loop(0, index // block + 1, attend, init)
+    return total / norm
+
+
 def _given_qkv(source, residual_ref):
     """The new token's query, key and value of this program's head, as given."""
     del residual_ref
@@ -66,30 +94,9 @@ def _attention_output_kernel(source, cache_ref, index_ref, w_ref, b_ref, residua
     # This head's rows of the output projection, loaded before the key loop so that the two
     # loads overlap.
     w = w_ref[...].astype(compute_dtype).astype(jnp.float32)
-    offsets = jnp.arange(block)
-
-    def attend(i, carry):
-        # Online softmax over key blocks, reading only the slots up to `index`. The slot
-        # `index` is about to hold this token's key and value: they come from the registers,
-        # not from the store below, whose order against these loads is not fixed.
-        total, norm, peak = carry
-        start = i * block
-        positions = start + offsets
-        here = (positions == index)[:, None]
-        keys = jnp.where(here, k_new[None, :], cache_ref[0, pl.ds(start, block), :]).astype(jnp.float32)
-        values = jnp.where(here, v_new[None, :], cache_ref[1, pl.ds(start, block), :]).astype(jnp.float32)
-        scores = jnp.sum(keys * query[None, :], axis=1) * scale
-        scores = jnp.where(positions <= index, scores, -jnp.inf)
-        new_peak = jnp.maximum(peak, jnp.max(scores))
-        correction = jnp.exp(peak - new_peak)
-        weights = jnp.exp(scores - new_peak)
-        total = total * correction + jnp.sum(weights[:, None] * values, axis=0)
-        return total, norm * correction + jnp.sum(weights), new_peak
-
-    blocks = index // block + 1
-    init = (jnp.zeros(query.shape, jnp.float32), jnp.float32(0.0), jnp.float32(-jnp.inf))
-    total, norm, _ = jax.lax.fori_loop(0, blocks, attend, init)
-    attended = (total / norm).astype(compute_dtype).astype(jnp.float32)
+    attended = attend_to_cache(query, k_new, v_new, lambda start: cache_ref[0, pl.ds(start, block), :],
+                               lambda start: cache_ref[1, pl.ds(start, block), :], index, block, scale)
+    attended = attended.astype(compute_dtype).astype(jnp.float32)
     partial_ref[pl.ds(head, 1), :] = jnp.sum(attended[:, None] * w, axis=0)[None, :]
 
     @pl.when(row < batch)

@@ -1,0 +1,351 @@
+"""The whole greedy decode loop of a `TransformerLM` as one persistent Pallas (Triton) kernel,
+on a GPU, JAX only; `kerasvq.generation` uses it for one sequence.
+
+At one sequence a decode step is a chain of tiny matmuls, and a kernel per piece of it
+spends more time starting and ending than computing. Here one launch runs every step: a
+fixed set of programs, all resident at once, shares out each layer's attention heads, then
+its FFN chunks, then the vocabulary blocks, and the programs meet at a grid barrier (an int32
+arrival count in global memory) after each of these phases. Every program keeps the residual
+stream in registers and adds the other programs' partial sums itself, in a fixed order, so
+each program sees the same numbers and picks the same next token; nine barriers per token.
+
+On an H100 (v5 shape, float32, one sequence) a token takes about 46 µs inside the kernel:
+per block about 5 µs of attention (8 programs, one per head), 2.8 µs of FFN and 1.2 µs per
+barrier, then 3.5 µs for the vocabulary.
+
+The math is that of `kerasvq.kernels.fused_decode_step` (the same LayerNorm, rounding and
+argmax), and the loop is `kerasvq.generation`'s greedy loop without a repetition penalty:
+the same column rule (a row inside its prompt keeps its prompt token), limits and stop at the
+end-of-sequence token.
+
+The barrier needs every program resident at once, so there are never more programs than the
+GPU has multiprocessors. Pallas's interpreter (`interpret=True`, what the CPU tests use) runs
+programs one after another, so there one program does all the work.
+
+Example:
+    >>> buffer, stopped = persistent_greedy_decode(model, buffer, in_prompt, limits, cache,
+    ...                                            proposal, start, total, eos_id, stop_at_eos=True)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+from keras import ops
+
+from kerasvq.kernels.pallas_attention import KEYS_PER_BLOCK, attend_to_cache
+from kerasvq.kernels.pallas_decode import _gelu_tanh, layer_norm, matmul
+
+MAX_BATCH = 1
+"""Most sequences `kerasvq.generation` decodes with this kernel. The kernel takes any batch,
+but at two sequences it was slower than even the model's own keras.ops step on an H100 (14.6 k
+against 16.9 k new tokens/s): its per-program tiles grow with rows."""
+
+# Picked on an H100 at one sequence (µs per token inside the kernel): 32 programs with
+# 128-column vocabulary blocks 53.0, 64 with 64 48.6, 128 with 32 46.2; 4 warps 55.1 (64/64).
+PROGRAMS = 128
+"""Programs (thread blocks) of the kernel on a GPU, fewer when it has fewer multiprocessors."""
+FFN_CHUNK = 32
+"""Hidden units per FFN work item."""
+LOGITS_BLOCK = 32
+"""Vocabulary columns per logits work item."""
+WARPS = 8
+
+
+class BlockWeights(NamedTuple):
+    """One GPT block's weights as the kernel reads them (a bias may be None)."""
+
+    attention_gamma: Any
+    attention_beta: Any
+    qkv_kernel: Any
+    qkv_bias: Any
+    output_kernel: Any
+    output_bias: Any
+    ffn_gamma: Any
+    ffn_beta: Any
+    hidden_kernel: Any
+    hidden_bias: Any
+    ffn_output_kernel: Any
+    ffn_output_bias: Any
+
+
+def default_programs(interpret: bool) -> int:
+    """`PROGRAMS`, capped by the GPU's multiprocessor count; 1 in the interpreter."""
+    if interpret:
+        return 1
+    cores = getattr(jax.devices()[0], "core_count", None) or PROGRAMS
+    return min(PROGRAMS, cores)
+
+
+def _row(x, row):
+    """Row `row` (a traced scalar) of x (rows, n): Triton cannot index registers."""
+    return jnp.sum(jnp.where(jnp.arange(x.shape[0])[:, None] == row, x, 0), axis=0)
+
+
+def _entry(v, i):
+    """Entry `i` (a static int) of the vector v."""
+    return jnp.sum(jnp.where(jnp.arange(v.shape[0]) == i, v, 0))
+
+
+def _grid_barrier(counter_ref, passed, *, programs, interpret):
+    """Waits until every program has reached its `passed + 1`-th barrier; returns passed + 1.
+    The thread barrier first makes every thread's stores part of the atomic's release; the
+    atomics are acquire-release, so what other programs stored before arriving is visible
+    after."""
+    if programs == 1:
+        return passed + 1
+    if not interpret:
+        plgpu.debug_barrier()
+    target = (passed + 1) * programs
+    seen = plgpu.atomic_add(counter_ref, 0, jnp.int32(1)) + 1
+    jax.lax.while_loop(lambda seen: seen < target, lambda _: plgpu.atomic_add(counter_ref, 0, jnp.int32(0)), seen)
+    return passed + 1
+
+
+def _shared(ref):
+    """What other programs stored in `ref`, read as volatile: past the L1 cache, which is not coherent across programs."""
+    return plgpu.load(ref, volatile=True)
+
+
+def _add_partials(x, partial_ref, b_ref, compute_dtype):
+    """x + Σ partial_ref (over its first axis, a fixed order) + b, rounded as the residual
+    stream (x is float32 holding `compute_dtype` values)."""
+    total = jnp.sum(_shared(partial_ref), axis=0)
+    if b_ref is not None:
+        total = total + b_ref[...].astype(jnp.float32)[None, :]
+    return (x + total.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype).astype(jnp.float32)
+
+
+def _for_each_item(program, programs, items, body):
+    """Runs body(item) for this program's share of `items`: program, program + programs, …"""
+    def visit(i, carry):
+        item = program + i * programs
+
+        @pl.when(item < items)
+        def _():
+            body(item)
+
+        return carry
+
+    jax.lax.fori_loop(0, -(-items // programs), visit, 0)
+
+
+def _attention_item(weights: BlockWeights, cache, x, at, item, *, heads, epsilon, compute_dtype, out_ref):
+    """One (row, head): LayerNorm, the head's query, key and value, attention over the cache
+    (the new key and value stored at slot `at`), and the head's share of the output projection
+    into out_ref[head, row]."""
+    f32 = jnp.float32
+    head_dim = weights.qkv_kernel.shape[1] // (3 * heads)
+    row, head = item // heads, item % heads
+    normed = layer_norm(_row(x, row)[None, :], weights.attention_gamma, weights.attention_beta, epsilon)
+    normed = normed.astype(compute_dtype)
+    qkv = []
+    for part in range(3):
+        columns = pl.ds((part * heads + head) * head_dim, head_dim)
+        y = matmul(normed, weights.qkv_kernel[:, columns].astype(compute_dtype))[0]
+        if weights.qkv_bias is not None:
+            y = y + weights.qkv_bias[columns].astype(f32)
+        qkv.append(y.astype(compute_dtype))
+    query, k_new, v_new = qkv[0].astype(f32), qkv[1].astype(cache.dtype), qkv[2].astype(cache.dtype)
+    w = weights.output_kernel[pl.ds(head * head_dim, head_dim), :].astype(compute_dtype).astype(f32)
+    block = min(cache.shape[2], KEYS_PER_BLOCK)
+    attended = attend_to_cache(query, k_new, v_new, lambda s: cache[0, row, pl.ds(s, block), head, :],
+                               lambda s: cache[1, row, pl.ds(s, block), head, :], at, block,
+                               1.0 / math.sqrt(head_dim))
+    attended = attended.astype(compute_dtype).astype(f32)
+    out_ref[pl.ds(head, 1), pl.ds(row, 1), :] = jnp.sum(attended[:, None] * w, axis=0)[None, None, :]
+    cache[0, row, pl.ds(at, 1), head, :] = k_new[None, :]
+    cache[1, row, pl.ds(at, 1), head, :] = v_new[None, :]
+
+
+def _ffn_item(weights: BlockWeights, normed, chunk, *, compute_dtype, out_ref):
+    """One chunk of hidden units: GELU(normed @ w_in + b_in) @ w_out into out_ref[chunk]."""
+    size = weights.hidden_kernel.shape[1] // out_ref.shape[0]
+    units = pl.ds(chunk * size, size)
+    hidden = matmul(normed, weights.hidden_kernel[:, units].astype(compute_dtype))
+    if weights.hidden_bias is not None:
+        hidden = hidden + weights.hidden_bias[units].astype(jnp.float32)[None, :]
+    hidden = _gelu_tanh(hidden.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype)
+    out_ref[pl.ds(chunk, 1), :, :] = matmul(hidden, weights.ffn_output_kernel[units, :].astype(compute_dtype))[None]
+
+
+def _logits_item(head_ref, normed, block, *, size, vocab, transposed, compute_dtype, peak_ref, where_ref):
+    """One block of `size` vocabulary columns: its largest logit per row and where it is."""
+    columns = pl.ds(block * size, size)
+    w = head_ref[columns, :] if transposed else head_ref[:, columns]
+    y = matmul(normed, w.astype(compute_dtype), transposed)
+    y = jnp.where((block * size + jnp.arange(size))[None, :] < vocab, y, -jnp.inf)
+    peak_ref[pl.ds(block, 1), :] = jnp.max(y, axis=1)[None, :]
+    where_ref[pl.ds(block, 1), :] = (jnp.argmax(y, axis=1).astype(jnp.int32) + block * size)[None, :]
+
+
+def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, head_ref, caches, counter,
+            buffer_out, stopped_out, caches_out, attention_partials, ffn_partials, peaks, wheres, counter_out, *,
+            programs, heads, vocab, logits_blocks, epsilons, transposed, stop_at_eos, compute_dtype, interpret):
+    del caches, counter  # aliased with caches_out and counter_out
+    buffer_ref, in_prompt_ref, limits_ref, proposal_ref, settings_ref = state
+    program = pl.program_id(0)
+    rows, width = buffer_ref.shape[0], token_ref.shape[1]
+    start, total, eos_id = settings_ref[0], settings_ref[1], settings_ref[2]
+    barrier = functools.partial(_grid_barrier, counter_out, programs=programs, interpret=interpret)
+    common = dict(compute_dtype=compute_dtype)
+    f32 = jnp.float32
+    row_ids = jnp.arange(rows)
+
+    def embed(column, at):
+        position = position_ref[at, :].astype(compute_dtype)
+        x = jnp.zeros((rows, width), f32)
+        for r in range(rows):
+            token = token_ref[_entry(column, r), :].astype(compute_dtype)
+            x = jnp.where(row_ids[:, None] == r, (token + position).astype(f32)[None, :], x)
+        return x
+
+    def step(carry):
+        at, proposal, done, stopped, passed = carry
+        # Every program reads the prompt column while program 0 writes this column; a row in
+        # its prompt gets its prompt token back, and the others do not use what they read.
+        in_prompt = in_prompt_ref[:, at] != 0
+        limits = limits_ref[...]
+        generating = jnp.logical_and(jnp.logical_and(jnp.logical_not(in_prompt), jnp.logical_not(done)), at < limits)
+        column = jnp.where(in_prompt, buffer_ref[:, at], jnp.where(generating, proposal, 0))
+
+        @pl.when(program == 0)
+        def _():
+            buffer_out[:, pl.ds(at, 1)] = column[:, None]
+
+        if stop_at_eos:
+            newly = jnp.logical_and(generating, column == eos_id)
+            stopped = jnp.logical_or(stopped, newly)
+            done = jnp.logical_or(done, newly)
+        done = jnp.logical_or(done, at + 1 >= limits)
+
+        x = embed(column, at)
+        for weights, cache, (attention_epsilon, ffn_epsilon) in zip(blocks, caches_out, epsilons):
+            attend = functools.partial(_attention_item, weights, cache, x, at, heads=heads, epsilon=attention_epsilon,
+                                       out_ref=attention_partials, **common)
+            _for_each_item(program, programs, rows * heads, attend)
+            passed = barrier(passed)
+            x = _add_partials(x, attention_partials, weights.output_bias, compute_dtype)
+            normed = layer_norm(x, weights.ffn_gamma, weights.ffn_beta, ffn_epsilon).astype(compute_dtype)
+            ffn = functools.partial(_ffn_item, weights, normed, out_ref=ffn_partials, **common)
+            _for_each_item(program, programs, ffn_partials.shape[0], ffn)
+            passed = barrier(passed)
+            x = _add_partials(x, ffn_partials, weights.ffn_output_bias, compute_dtype)
+        normed = layer_norm(x, final_gamma, final_beta, epsilons[-1][0]).astype(compute_dtype)
+        size = head_ref.shape[0 if transposed else 1] // logits_blocks
+        logits = functools.partial(_logits_item, head_ref, normed, size=size, vocab=vocab, transposed=transposed,
+                                   peak_ref=peaks, where_ref=wheres, **common)
+        _for_each_item(program, programs, logits_blocks, logits)
+        passed = barrier(passed)
+        # The first block holding the largest logit, then that block's first: as `argmax`.
+        # Slots past `logits_blocks` pad the partials to a power of two and hold nothing.
+        slots = jnp.arange(peaks.shape[0])[:, None]
+        best = jnp.argmax(jnp.where(slots < logits_blocks, _shared(peaks), -jnp.inf), axis=0).astype(jnp.int32)
+        proposal = jnp.sum(jnp.where(slots == best[None, :], _shared(wheres), 0), axis=0)
+        return at + 1, proposal, done, stopped, passed
+
+    def more(carry):
+        at, _, done, _, _ = carry
+        # Every row done: Triton has no reduce_and.
+        return jnp.logical_and(at < total, jnp.min(done.astype(jnp.int32)) == 0)
+
+    none = jnp.zeros((rows,), jnp.bool_)
+    _, _, _, stopped, _ = jax.lax.while_loop(more, step, (start, proposal_ref[...], none, none, jnp.int32(0)))
+
+    @pl.when(program == 0)
+    def _():
+        stopped_out[...] = stopped.astype(jnp.int32)
+
+
+def _block_weights(block) -> tuple[BlockWeights, tuple[float, float]]:
+    def dense(layer):
+        return ops.convert_to_tensor(layer.kernel), ops.convert_to_tensor(layer.bias) if layer.use_bias else None
+
+    def norm(layer):
+        return ops.convert_to_tensor(layer.gamma), ops.convert_to_tensor(layer.beta)
+
+    weights = BlockWeights(*norm(block.attention_norm), *dense(block.attention.qkv_dense),
+                           *dense(block.attention.output_dense), *norm(block.ffn_norm), *dense(block.ffn_hidden),
+                           *dense(block.ffn_output))
+    return weights, (block.attention_norm.epsilon, block.ffn_norm.epsilon)
+
+
+def _position_table(model, width):
+    """(width, d) position vectors in the compute dtype, as `model._embed` adds them."""
+    if model.positions == "learned":
+        return model.position_embedding(ops.arange(width))
+    zeros = ops.zeros((1, width, model.d_model), model.compute_dtype)
+    return model.position_embedding(zeros)[0]
+
+
+def persistent_greedy_decode(model, buffer, in_prompt, limits, cache, proposal, start, total, eos_id, *,
+                             stop_at_eos, programs=None, interpret=False):
+    """The greedy loop of `kerasvq.generation` (no repetition penalty) from column `start` to
+    `total`, in one kernel.
+
+    Args:
+        buffer: (batch, width) int32 tokens, prompts left-aligned; in_prompt: (batch, width)
+            bool; limits: (batch,) int32, each row's end (prompt length + new tokens).
+        cache: the model's cache, filled for the columns before `start`.
+        proposal: (batch,) int32, the greedy token after column `start - 1`.
+        start, total, eos_id: int32 scalars (eos_id -1 when there is none).
+        programs: thread blocks (default `default_programs`); 1 in the interpreter.
+
+    Returns `(buffer, stopped)`: the filled buffer and (batch,) bool, stopped at eos_id.
+    """
+    batch, width = buffer.shape
+    programs = programs or default_programs(interpret)
+    if interpret and programs != 1:
+        raise ValueError("the interpreter runs programs one after another: a grid barrier needs programs=1")
+    compute_dtype = model.compute_dtype
+    vocab = int(model.vocab_size)
+    if model.tie_embeddings:
+        head, transposed = ops.convert_to_tensor(model.token_embedding.embeddings), True
+    else:
+        head, transposed = ops.convert_to_tensor(model.output_head.kernel), False
+    padded_vocab = -(-vocab // LOGITS_BLOCK) * LOGITS_BLOCK
+    head = jnp.pad(head, ((0, padded_vocab - vocab), (0, 0)) if transposed else ((0, 0), (0, padded_vocab - vocab)))
+    logits_blocks = padded_vocab // LOGITS_BLOCK
+    token_table = head if transposed else ops.convert_to_tensor(model.token_embedding.embeddings)
+    blocks, epsilons = zip(*(_block_weights(block) for block in model.blocks))
+    epsilons = tuple(epsilons) + ((model.final_norm.epsilon, None),)
+    heads = int(model.num_heads)
+    f32 = jnp.float32
+    settings = jnp.stack([jnp.asarray(v, jnp.int32) for v in (start, total, eos_id, 0)])
+    state = (buffer, jnp.asarray(in_prompt, jnp.int32), jnp.asarray(limits, jnp.int32), jnp.asarray(proposal, jnp.int32),
+             settings)
+    counter = jnp.zeros((1,), jnp.int32)
+    args = (state, token_table, _position_table(model, width), blocks, ops.convert_to_tensor(model.final_norm.gamma),
+            ops.convert_to_tensor(model.final_norm.beta), head, tuple(cache), counter)
+    whole = lambda a: pl.BlockSpec(a.shape, lambda p: (0,) * len(a.shape))  # noqa: E731
+    slots = 1 << (logits_blocks - 1).bit_length()
+    out_shape = (jax.ShapeDtypeStruct(buffer.shape, jnp.int32), jax.ShapeDtypeStruct((batch,), jnp.int32),
+                 tuple(jax.ShapeDtypeStruct(c.shape, c.dtype) for c in cache),
+                 jax.ShapeDtypeStruct((heads, batch, model.d_model), f32),
+                 jax.ShapeDtypeStruct((model.d_ff // FFN_CHUNK, batch, model.d_model), f32),
+                 jax.ShapeDtypeStruct((slots, batch), f32), jax.ShapeDtypeStruct((slots, batch), jnp.int32),
+                 jax.ShapeDtypeStruct(counter.shape, counter.dtype))
+    leaves = lambda tree: len(jax.tree.leaves(tree))  # noqa: E731
+    caches_at = leaves(args[:7])
+    aliases = {0: 0, **{caches_at + i: 2 + i for i in range(len(cache))}, caches_at + len(cache): 2 + len(cache) + 4}
+    kernel = functools.partial(_kernel, programs=programs, heads=heads, vocab=vocab, logits_blocks=logits_blocks,
+                               epsilons=epsilons, transposed=transposed, stop_at_eos=stop_at_eos,
+                               compute_dtype=compute_dtype, interpret=interpret)
+    outputs = pl.pallas_call(
+        kernel,
+        out_shape=out_shape,
+        grid=(programs,),
+        in_specs=jax.tree.map(whole, args),
+        out_specs=jax.tree.map(whole, out_shape),
+        input_output_aliases=aliases,
+        compiler_params=plgpu.CompilerParams(num_warps=WARPS, num_stages=1),
+        interpret=interpret,
+        name="persistent_greedy_decode",
+    )(*args)
+    return outputs[0], outputs[1] != 0
