@@ -98,6 +98,7 @@ def test_persistent_kernel_keeps_prompt_tokens_of_longer_prompts(monkeypatch):
 
 
 @on_jax
+@pytest.mark.backend_neutral
 def test_persistent_kernel_refuses_several_programs_in_the_interpreter():
     from kerasvq.kernels.persistent_decode import persistent_greedy_decode
 

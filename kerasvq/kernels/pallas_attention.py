@@ -106,7 +106,7 @@ def _attention_output_kernel(source, cache_ref, index_ref, w_ref, b_ref, residua
 
     @pl.when(arrives_last(counter_out_ref, row, partial_ref.shape[0], interpret))
     def _():
-        total = residual_plus_partials(residual_ref[...], partial_ref, b_ref, compute_dtype)
+        total = residual_plus_partials(residual_ref[...], partial_ref[...], b_ref, compute_dtype)
         out_ref[...] = total.astype(out_ref.dtype)
         reset_arrivals(counter_out_ref, row, partial_ref.shape[0])
 

@@ -113,10 +113,10 @@ def reset_arrivals(counter_ref, slot, arrivals):
         plgpu.atomic_add(counter_ref, jnp.asarray(slot, jnp.int32), jnp.int32(-arrivals))
 
 
-def residual_plus_partials(residual, partial_ref, b_ref, compute_dtype):
-    """`residual + Σ partial_ref + b` in float32, the sum over the first axis of `partial_ref`
+def residual_plus_partials(residual, partials, b_ref, compute_dtype):
+    """`residual + Σ partials + b` in float32, the sum over the first axis of `partials`
     (a fixed order) rounded to `compute_dtype` as the matmul output it stands for."""
-    total = jnp.sum(partial_ref[...], axis=0)
+    total = jnp.sum(partials, axis=0)
     if b_ref is not None:
         total = total + b_ref[...].astype(jnp.float32)
     return residual.astype(jnp.float32) + total.astype(compute_dtype).astype(jnp.float32)
@@ -130,7 +130,17 @@ def counter_slots(rows: int, width: int) -> int:
     return max(rows, width)
 
 
-def _gelu_tanh(x):
+def first_largest(peaks, wheres, blocks):
+    """Per row, the index of the largest value (the first on a tie, as `argmax`) from the
+    (slots, rows) maxima `peaks` of `blocks` consecutive column blocks and where each block has
+    it, `wheres`; slots past `blocks` pad to a power of two and are ignored."""
+    slots = jnp.arange(peaks.shape[0])[:, None]
+    best = jnp.argmax(jnp.where(slots < blocks, peaks, -jnp.inf), axis=0).astype(jnp.int32)
+    return jnp.sum(jnp.where(slots == best[None, :], wheres, 0), axis=0)
+
+
+def gelu_tanh(x):
+    """GPT-2's tanh GELU, as `kerasvq.layers.tanh_gelu`."""
     return 0.5 * x * (1.0 + jnp.tanh(SQRT_2_OVER_PI * (x + CUBIC * x * x * x)))
 
 
@@ -151,7 +161,7 @@ def _ln_linear_values(x, gamma_ref, beta_ref, w_ref, b_ref, *, epsilon, gelu, co
     if b_ref is not None:
         y = y + b_ref[...].astype(jnp.float32)[None, :]
     if gelu:
-        y = _gelu_tanh(y.astype(compute_dtype).astype(jnp.float32))
+        y = gelu_tanh(y.astype(compute_dtype).astype(jnp.float32))
     return y
 
 
@@ -203,10 +213,7 @@ def _ln_logits_kernel(x_ref, gamma_ref, beta_ref, w_ref, b_ref, counter_ref, out
 
     @pl.when(arrives_last(counter_out_ref, 0, programs, interpret))
     def _():
-        # Slots past `programs` pad the partials to a power of two and hold no result.
-        slots = jnp.arange(peak_ref.shape[0])[:, None]
-        best = jnp.argmax(jnp.where(slots < programs, peak_ref[...], -jnp.inf), axis=0).astype(jnp.int32)
-        ids_ref[...] = jnp.sum(jnp.where(slots == best[None, :], where_ref[...], 0), axis=0)
+        ids_ref[...] = first_largest(peak_ref[...], where_ref[...], programs)
         reset_arrivals(counter_out_ref, 0, programs)
 
 
@@ -261,7 +268,7 @@ def _linear_residual_kernel(x_ref, w_ref, b_ref, residual_ref, counter_ref, out_
 
     @pl.when(arrives_last(counter_out_ref, column, splits, interpret))
     def _():
-        total = residual_plus_partials(residual_ref[...], partial_ref, b_ref, compute_dtype)
+        total = residual_plus_partials(residual_ref[...], partial_ref[...], b_ref, compute_dtype)
         out_ref[...] = total.astype(out_ref.dtype)
         reset_arrivals(counter_out_ref, column, splits)
 
@@ -313,7 +320,7 @@ def _ln_ffn_kernel(x_ref, gamma_ref, beta_ref, w_in_ref, b_in_ref, w_out_ref, b_
 
     @pl.when(arrives_last(counter_out_ref, 0, chunks, interpret))
     def _():
-        out_ref[...] = residual_plus_partials(x, partial_ref, b_out_ref, compute_dtype).astype(out_ref.dtype)
+        out_ref[...] = residual_plus_partials(x, partial_ref[...], b_out_ref, compute_dtype).astype(out_ref.dtype)
         reset_arrivals(counter_out_ref, 0, chunks)
 
 

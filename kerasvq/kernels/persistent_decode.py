@@ -40,7 +40,7 @@ from jax.experimental.pallas import triton as plgpu
 from keras import ops
 
 from kerasvq.kernels.pallas_attention import KEYS_PER_BLOCK, attend_to_cache
-from kerasvq.kernels.pallas_decode import _gelu_tanh, layer_norm, matmul
+from kerasvq.kernels.pallas_decode import first_largest, gelu_tanh, layer_norm, matmul, residual_plus_partials
 
 MAX_BATCH = 1
 """Most sequences `kerasvq.generation` decodes with this kernel. The kernel takes any batch,
@@ -109,17 +109,16 @@ def _grid_barrier(counter_ref, passed, *, programs, interpret):
 
 
 def _shared(ref):
-    """What other programs stored in `ref`, read as volatile: past the L1 cache, which is not coherent across programs."""
+    """What other programs stored in `ref`, read as volatile: past the L1 cache, which is not
+    coherent across programs."""
     return plgpu.load(ref, volatile=True)
 
 
 def _add_partials(x, partial_ref, b_ref, compute_dtype):
     """x + Σ partial_ref (over its first axis, a fixed order) + b, rounded as the residual
     stream (x is float32 holding `compute_dtype` values)."""
-    total = jnp.sum(_shared(partial_ref), axis=0)
-    if b_ref is not None:
-        total = total + b_ref[...].astype(jnp.float32)[None, :]
-    return (x + total.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype).astype(jnp.float32)
+    total = residual_plus_partials(x, _shared(partial_ref), b_ref, compute_dtype)
+    return total.astype(compute_dtype).astype(jnp.float32)
 
 
 def _for_each_item(program, programs, items, body):
@@ -171,7 +170,7 @@ def _ffn_item(weights: BlockWeights, normed, chunk, *, compute_dtype, out_ref):
     hidden = matmul(normed, weights.hidden_kernel[:, units].astype(compute_dtype))
     if weights.hidden_bias is not None:
         hidden = hidden + weights.hidden_bias[units].astype(jnp.float32)[None, :]
-    hidden = _gelu_tanh(hidden.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype)
+    hidden = gelu_tanh(hidden.astype(compute_dtype).astype(jnp.float32)).astype(compute_dtype)
     out_ref[pl.ds(chunk, 1), :, :] = matmul(hidden, weights.ffn_output_kernel[units, :].astype(compute_dtype))[None]
 
 
@@ -243,11 +242,7 @@ def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, hea
                                    peak_ref=peaks, where_ref=wheres, **common)
         _for_each_item(program, programs, logits_blocks, logits)
         passed = barrier(passed)
-        # The first block holding the largest logit, then that block's first: as `argmax`.
-        # Slots past `logits_blocks` pad the partials to a power of two and hold nothing.
-        slots = jnp.arange(peaks.shape[0])[:, None]
-        best = jnp.argmax(jnp.where(slots < logits_blocks, _shared(peaks), -jnp.inf), axis=0).astype(jnp.int32)
-        proposal = jnp.sum(jnp.where(slots == best[None, :], _shared(wheres), 0), axis=0)
+        proposal = first_largest(_shared(peaks), _shared(wheres), logits_blocks)
         return at + 1, proposal, done, stopped, passed
 
     def more(carry):
