@@ -100,6 +100,13 @@ def fused_decode_available(model, cache_length=None, fused=None, batch=1) -> boo
     return bool(fused) or (jax.default_backend() == "gpu" and batch <= FUSED_MAX_BATCH)
 
 
+def _pallas_interpreted() -> bool:
+    """Whether the Pallas kernels run in the interpreter: anywhere but on a GPU (the tests)."""
+    import jax
+
+    return jax.default_backend() != "gpu"
+
+
 def _single_token_step(model, fused: bool):
     """`(begin, step)` for a decode loop: `begin(cache, batch)` is the state the loop carries
     and `step(ids (batch, 1), state, index) -> (logits, greedy ids or None, state)` one step,
@@ -111,11 +118,9 @@ def _single_token_step(model, fused: bool):
             return logits, None, cache
 
         return (lambda cache, batch: cache), step
-    import jax
-
     from kerasvq.kernels.fused_decode_step import arrival_counters, fused_decode_step
 
-    interpret = jax.default_backend() != "gpu"
+    interpret = _pallas_interpreted()
 
     def fused_step(ids, state, index):
         cache, counters = state
@@ -149,8 +154,9 @@ def _greedy_loop(model, start: int, penalty: float, stop_at_eos: bool, steps_per
     The outer `while_loop` checks "every row done?" only once per `steps_per_check` steps:
     the inner `fori_loop` has a trip count fixed at compile time, which XLA runs without
     reading a predicate back to the host (on a GPU, that read is a sync per token); with the
-    fused kernels the inner steps are unrolled instead. Steps past
-    `total` change nothing in the buffer. Same column rule as the step-by-step loop in
+    fused kernels the inner steps are unrolled instead, and at batch 1 without a penalty the
+    whole loop is `persistent_greedy_decode`, one kernel. Steps past `total` change nothing in
+    the buffer. Same column rule as the step-by-step loop in
     `generate`, which stays the reference (the tests compare the two).
     """
     key = (start, penalty, stop_at_eos, steps_per_check, fused)
@@ -172,6 +178,15 @@ def _greedy_loop(model, start: int, penalty: float, stop_at_eos: bool, steps_per
             if penalty != 1.0:
                 logits = apply_repetition_penalty(logits, presence, penalty)
             return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
+        if fused and penalty == 1.0:
+            from kerasvq.kernels import persistent_decode
+
+            if batch <= persistent_decode.MAX_BATCH:
+                # The whole loop in one kernel; it stops exactly when every row is done.
+                return persistent_decode.persistent_greedy_decode(
+                    model, buffer, in_prompt, limits, cache, choose(last, presence), start, total, eos_id,
+                    stop_at_eos=stop_at_eos, interpret=_pallas_interpreted())
 
         def step(index, buffer, decoder, proposal, presence, done, stopped):
             active = index < total
@@ -208,16 +223,6 @@ def _greedy_loop(model, start: int, penalty: float, stop_at_eos: bool, steps_per
         def cond(index, buffer, decoder, proposal, presence, done, stopped):
             return ops.logical_and(index < total, ops.logical_not(ops.all(done)))
 
-        if fused and penalty == 1.0:
-            import jax
-
-            from kerasvq.kernels import persistent_decode
-
-            if batch <= persistent_decode.MAX_BATCH:
-                # The whole loop in one kernel; it stops exactly when every row is done.
-                return persistent_decode.persistent_greedy_decode(
-                    model, buffer, in_prompt, limits, cache, choose(last, presence), start, total, eos_id,
-                    stop_at_eos=stop_at_eos, interpret=jax.default_backend() != "gpu")
         state = (ops.convert_to_tensor(start, "int32"), buffer, begin(cache, batch), choose(last, presence), presence,
                  ops.zeros((batch,), "bool"), ops.zeros((batch,), "bool"))
         _, buffer, _, _, _, _, stopped = ops.while_loop(cond, steps, state)

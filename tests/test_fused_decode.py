@@ -68,7 +68,8 @@ def test_persistent_kernel_gives_the_tokens_of_the_step_by_step_loop(dtype, monk
 
     calls = []
     kernel = persistent_decode.persistent_greedy_decode
-    monkeypatch.setattr(persistent_decode, "persistent_greedy_decode", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    monkeypatch.setattr(persistent_decode, "persistent_greedy_decode",
+                        lambda *a, **k: calls.append(1) or kernel(*a, **k))
     model = _model(dtype, seq_len=32)
     prompt = [[5, 6, 7, 8, 9]]
     plain = generate(model, prompt, SamplingConfig(greedy=True, max_new_tokens=12, stop_at_eos=False), fused=False)

@@ -52,13 +52,23 @@ def unsupported_reason(model, cache_length=None):
     return None
 
 
-def _dense(layer):
+def dense_weights(layer):
+    """(kernel, bias or None) of a Dense layer, as the kernels take them."""
     bias = layer.bias if layer.use_bias else None
     return ops.convert_to_tensor(layer.kernel), None if bias is None else ops.convert_to_tensor(bias)
 
 
-def _norm(layer):
+def norm_weights(layer):
+    """(gamma, beta, epsilon) of a LayerNorm layer."""
     return ops.convert_to_tensor(layer.gamma), ops.convert_to_tensor(layer.beta), layer.epsilon
+
+
+def vocabulary_head(model):
+    """(weights, transposed) of the vocabulary projection: the token embedding (vocab, d) when
+    tied, else the output head's (d, vocab) kernel."""
+    if model.tie_embeddings:
+        return ops.convert_to_tensor(model.token_embedding.embeddings), True
+    return ops.convert_to_tensor(model.output_head.kernel), False
 
 
 class DecodeStep(NamedTuple):
@@ -98,8 +108,9 @@ def fused_decode_step(model, token_ids, cache, cache_update_index, counters=None
     common = dict(compute_dtype=compute_dtype, interpret=interpret)
     updated = []
     for block, layer_cache in zip(model.blocks, cache):
-        gamma, beta, epsilon = _norm(block.attention_norm)
-        qkv_weights, out_weights = _dense(block.attention.qkv_dense), _dense(block.attention.output_dense)
+        gamma, beta, epsilon = norm_weights(block.attention_norm)
+        qkv_weights = dense_weights(block.attention.qkv_dense)
+        out_weights = dense_weights(block.attention.output_dense)
         if rows <= FUSED_QKV_ROWS:
             x, layer_cache, counters = ln_attention_output(x, gamma, beta, *qkv_weights, layer_cache, index,
                                                            *out_weights, counters, epsilon=epsilon, batch=batch,
@@ -108,19 +119,16 @@ def fused_decode_step(model, token_ids, cache, cache_update_index, counters=None
             qkv = ln_linear(x, gamma, beta, *qkv_weights, epsilon=epsilon, **common)
             x, layer_cache, counters = attention_output(qkv, layer_cache, index, *out_weights, x, counters,
                                                         batch=batch, **common)
-        gamma, beta, epsilon = _norm(block.ffn_norm)
+        gamma, beta, epsilon = norm_weights(block.ffn_norm)
         if rows <= FFN_FUSED_ROWS:
-            x, counters = ln_ffn(x, gamma, beta, *_dense(block.ffn_hidden), *_dense(block.ffn_output), counters,
-                                 epsilon=epsilon, **common)
+            x, counters = ln_ffn(x, gamma, beta, *dense_weights(block.ffn_hidden), *dense_weights(block.ffn_output),
+                                 counters, epsilon=epsilon, **common)
         else:
-            hidden = ln_linear(x, gamma, beta, *_dense(block.ffn_hidden), epsilon=epsilon, gelu=True, **common)
-            x, counters = linear_residual(hidden, *_dense(block.ffn_output), x, counters, **common)
+            hidden = ln_linear(x, gamma, beta, *dense_weights(block.ffn_hidden), epsilon=epsilon, gelu=True, **common)
+            x, counters = linear_residual(hidden, *dense_weights(block.ffn_output), x, counters, **common)
         updated.append(layer_cache)
-    gamma, beta, epsilon = _norm(model.final_norm)
-    if model.tie_embeddings:
-        head, transposed = ops.convert_to_tensor(model.token_embedding.embeddings), True
-    else:
-        head, transposed = ops.convert_to_tensor(model.output_head.kernel), False
+    gamma, beta, epsilon = norm_weights(model.final_norm)
+    head, transposed = vocabulary_head(model)
     logits, ids, counters = ln_logits(x, gamma, beta, head, None, counters, epsilon=epsilon, transposed=transposed,
                                       **common)
     return DecodeStep(logits[:batch, None, :], tuple(updated), counters, ids[:batch])

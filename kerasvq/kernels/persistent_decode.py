@@ -39,6 +39,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 from keras import ops
 
+from kerasvq.kernels.fused_decode_step import dense_weights, norm_weights, vocabulary_head
 from kerasvq.kernels.pallas_attention import KEYS_PER_BLOCK, attend_to_cache
 from kerasvq.kernels.pallas_decode import first_largest, gelu_tanh, layer_norm, matmul, residual_plus_partials
 
@@ -186,11 +187,12 @@ def _logits_item(head_ref, normed, block, *, size, vocab, transposed, compute_dt
 
 def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, head_ref, caches, counter,
             buffer_out, stopped_out, caches_out, attention_partials, ffn_partials, peaks, wheres, counter_out, *,
-            programs, heads, vocab, logits_blocks, epsilons, transposed, stop_at_eos, compute_dtype, interpret):
+            programs, heads, vocab, logits_blocks, epsilons, final_epsilon, transposed, stop_at_eos, compute_dtype,
+            interpret):
     del caches, counter  # aliased with caches_out and counter_out
     buffer_ref, in_prompt_ref, limits_ref, proposal_ref, settings_ref = state
     program = pl.program_id(0)
-    rows, width = buffer_ref.shape[0], token_ref.shape[1]
+    rows, d_model = buffer_ref.shape[0], token_ref.shape[1]
     start, total, eos_id = settings_ref[0], settings_ref[1], settings_ref[2]
     barrier = functools.partial(_grid_barrier, counter_out, programs=programs, interpret=interpret)
     common = dict(compute_dtype=compute_dtype)
@@ -199,7 +201,7 @@ def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, hea
 
     def embed(column, at):
         position = position_ref[at, :].astype(compute_dtype)
-        x = jnp.zeros((rows, width), f32)
+        x = jnp.zeros((rows, d_model), f32)
         for r in range(rows):
             token = token_ref[_entry(column, r), :].astype(compute_dtype)
             x = jnp.where(row_ids[:, None] == r, (token + position).astype(f32)[None, :], x)
@@ -236,7 +238,7 @@ def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, hea
             _for_each_item(program, programs, ffn_partials.shape[0], ffn)
             passed = barrier(passed)
             x = _add_partials(x, ffn_partials, weights.ffn_output_bias, compute_dtype)
-        normed = layer_norm(x, final_gamma, final_beta, epsilons[-1][0]).astype(compute_dtype)
+        normed = layer_norm(x, final_gamma, final_beta, final_epsilon).astype(compute_dtype)
         size = head_ref.shape[0 if transposed else 1] // logits_blocks
         logits = functools.partial(_logits_item, head_ref, normed, size=size, vocab=vocab, transposed=transposed,
                                    peak_ref=peaks, where_ref=wheres, **common)
@@ -259,16 +261,13 @@ def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, hea
 
 
 def _block_weights(block) -> tuple[BlockWeights, tuple[float, float]]:
-    def dense(layer):
-        return ops.convert_to_tensor(layer.kernel), ops.convert_to_tensor(layer.bias) if layer.use_bias else None
-
-    def norm(layer):
-        return ops.convert_to_tensor(layer.gamma), ops.convert_to_tensor(layer.beta)
-
-    weights = BlockWeights(*norm(block.attention_norm), *dense(block.attention.qkv_dense),
-                           *dense(block.attention.output_dense), *norm(block.ffn_norm), *dense(block.ffn_hidden),
-                           *dense(block.ffn_output))
-    return weights, (block.attention_norm.epsilon, block.ffn_norm.epsilon)
+    """A block's weights and its two LayerNorm epsilons (static, so not in the weights)."""
+    *attention_norm, attention_epsilon = norm_weights(block.attention_norm)
+    *ffn_norm, ffn_epsilon = norm_weights(block.ffn_norm)
+    weights = BlockWeights(*attention_norm, *dense_weights(block.attention.qkv_dense),
+                           *dense_weights(block.attention.output_dense), *ffn_norm, *dense_weights(block.ffn_hidden),
+                           *dense_weights(block.ffn_output))
+    return weights, (attention_epsilon, ffn_epsilon)
 
 
 def _position_table(model, width):
@@ -300,24 +299,22 @@ def persistent_greedy_decode(model, buffer, in_prompt, limits, cache, proposal, 
         raise ValueError("the interpreter runs programs one after another: a grid barrier needs programs=1")
     compute_dtype = model.compute_dtype
     vocab = int(model.vocab_size)
-    if model.tie_embeddings:
-        head, transposed = ops.convert_to_tensor(model.token_embedding.embeddings), True
-    else:
-        head, transposed = ops.convert_to_tensor(model.output_head.kernel), False
+    head, transposed = vocabulary_head(model)
     padded_vocab = -(-vocab // LOGITS_BLOCK) * LOGITS_BLOCK
     head = jnp.pad(head, ((0, padded_vocab - vocab), (0, 0)) if transposed else ((0, 0), (0, padded_vocab - vocab)))
     logits_blocks = padded_vocab // LOGITS_BLOCK
     token_table = head if transposed else ops.convert_to_tensor(model.token_embedding.embeddings)
     blocks, epsilons = zip(*(_block_weights(block) for block in model.blocks))
-    epsilons = tuple(epsilons) + ((model.final_norm.epsilon, None),)
+    final_gamma, final_beta, final_epsilon = norm_weights(model.final_norm)
     heads = int(model.num_heads)
     f32 = jnp.float32
+    # Padded to four entries: Triton loads power-of-two shapes.
     settings = jnp.stack([jnp.asarray(v, jnp.int32) for v in (start, total, eos_id, 0)])
-    state = (buffer, jnp.asarray(in_prompt, jnp.int32), jnp.asarray(limits, jnp.int32), jnp.asarray(proposal, jnp.int32),
-             settings)
+    state = (buffer, jnp.asarray(in_prompt, jnp.int32), jnp.asarray(limits, jnp.int32),
+             jnp.asarray(proposal, jnp.int32), settings)
     counter = jnp.zeros((1,), jnp.int32)
-    args = (state, token_table, _position_table(model, width), blocks, ops.convert_to_tensor(model.final_norm.gamma),
-            ops.convert_to_tensor(model.final_norm.beta), head, tuple(cache), counter)
+    args = (state, token_table, _position_table(model, width), blocks, final_gamma, final_beta, head, tuple(cache),
+            counter)
     whole = lambda a: pl.BlockSpec(a.shape, lambda p: (0,) * len(a.shape))  # noqa: E731
     slots = 1 << (logits_blocks - 1).bit_length()
     out_shape = (jax.ShapeDtypeStruct(buffer.shape, jnp.int32), jax.ShapeDtypeStruct((batch,), jnp.int32),
@@ -327,10 +324,12 @@ def persistent_greedy_decode(model, buffer, in_prompt, limits, cache, proposal, 
                  jax.ShapeDtypeStruct((slots, batch), f32), jax.ShapeDtypeStruct((slots, batch), jnp.int32),
                  jax.ShapeDtypeStruct(counter.shape, counter.dtype))
     leaves = lambda tree: len(jax.tree.leaves(tree))  # noqa: E731
+    # In place: the buffer (first in and out), each layer's cache, the counter (last in and out).
     caches_at = leaves(args[:7])
-    aliases = {0: 0, **{caches_at + i: 2 + i for i in range(len(cache))}, caches_at + len(cache): 2 + len(cache) + 4}
+    aliases = {0: 0, leaves(args) - 1: leaves(out_shape) - 1}
+    aliases.update({caches_at + i: 2 + i for i in range(len(cache))})
     kernel = functools.partial(_kernel, programs=programs, heads=heads, vocab=vocab, logits_blocks=logits_blocks,
-                               epsilons=epsilons, transposed=transposed, stop_at_eos=stop_at_eos,
+                               epsilons=epsilons, final_epsilon=final_epsilon, transposed=transposed, stop_at_eos=stop_at_eos,
                                compute_dtype=compute_dtype, interpret=interpret)
     outputs = pl.pallas_call(
         kernel,
