@@ -36,7 +36,8 @@ def test_fused_step_matches_the_models_own_step(dtype, atol, batch):
     column = prompts[:, -1:]
     # Slot 140 lies in the second block of 128 keys the attention kernel reads.
     expected, expected_cache = model.call_with_cache(column, cache, 140)
-    logits, updated, counters, greedy_ids = fused_decode_step(model, column, cache, 140, interpret=True)
+    logits, updated, counters, greedy_ids = fused_decode_step(model.decode_weights(), column, cache, 140,
+                                                               interpret=True)
     assert logits.shape == expected.shape and str(logits.dtype) == "float32"
     np.testing.assert_allclose(np.asarray(logits), np.asarray(expected), atol=atol)
     for got, want in zip(updated, expected_cache):
@@ -45,6 +46,34 @@ def test_fused_step_matches_the_models_own_step(dtype, atol, batch):
         assert not np.asarray(got, "float32")[:, :, 141:].any()
     assert not np.asarray(counters).any()
     np.testing.assert_array_equal(np.asarray(greedy_ids), np.argmax(np.asarray(logits)[:, 0], axis=-1))
+
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("overrides", [dict(), dict(positions="sinusoidal", tie_embeddings=False)])
+def test_fused_step_needs_only_the_plain_arrays_of_decode_weights(overrides):
+    import jax
+
+    from kerasvq.kernels.fused_decode_step import fused_decode_step
+
+    model = _model(seq_len=32, **overrides)
+    # NumPy copies of every array: the kernels see no variable, layer or model.
+    weights = jax.tree.map(np.asarray, model.decode_weights())
+    prompts = np.random.default_rng(3).integers(0, 48, (2, 7)).astype("int32")
+    _, cache = model.call_with_cache(prompts, model.init_cache(2), 0)
+    expected, _ = model.call_with_cache(prompts[:, -1:], cache, 7)
+    step = fused_decode_step(weights, prompts[:, -1:], cache, 7, interpret=True)
+    np.testing.assert_allclose(np.asarray(step.logits), np.asarray(expected), atol=2e-5)
+
+
+@on_jax
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("batch, penalty, decoder", [(1, 1.0, "persistent"), (3, 1.0, "fused"), (1, 1.3, "fused")])
+def test_forced_kernels_pick_the_persistent_kernel_only_at_one_row_without_a_penalty(batch, penalty, decoder):
+    from kerasvq.generation import choose_decoder
+
+    config = SamplingConfig(greedy=True, repetition_penalty=penalty)
+    assert choose_decoder(_model(seq_len=32), config, batch, 32, fused=True) == decoder
 
 
 @on_jax
@@ -87,9 +116,9 @@ def test_persistent_kernel_gives_the_tokens_of_the_step_by_step_loop(dtype, monk
 @on_jax
 @pytest.mark.backend_neutral
 def test_persistent_kernel_keeps_prompt_tokens_of_longer_prompts(monkeypatch):
-    from kerasvq.kernels import persistent_decode
+    from kerasvq import generation
 
-    monkeypatch.setattr(persistent_decode, "MAX_BATCH", 2)  # generate picks the kernel at two rows
+    monkeypatch.setattr(generation, "PERSISTENT_MAX_BATCH", 2)  # generate picks the kernel at two rows
     model = _model(seq_len=32)
     prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13]]
     config = SamplingConfig(greedy=True, max_new_tokens=6, stop_at_eos=False)
@@ -106,7 +135,7 @@ def test_persistent_kernel_refuses_several_programs_in_the_interpreter():
     model = _model(seq_len=32)
     buffer = np.zeros((1, 32), "int32")
     with pytest.raises(ValueError, match="programs=1"):
-        persistent_greedy_decode(model, buffer, buffer != 0, np.array([8], "int32"), model.init_cache(1),
+        persistent_greedy_decode(model.decode_weights(), buffer, buffer != 0, np.array([8], "int32"), model.init_cache(1),
                                  np.array([1], "int32"), 4, 8, -1, stop_at_eos=False, programs=2, interpret=True)
 
 @on_jax
@@ -122,6 +151,18 @@ def test_unsupported_models_fall_back_or_are_refused(overrides, reason):
     assert fused_decode_available(model) is False
     with pytest.raises(UserError, match=reason):
         fused_decode_available(model, fused=True)
+
+
+@on_jax
+@pytest.mark.backend_neutral
+def test_models_without_decode_weights_fall_back_or_are_refused():
+    from kerasvq.models.lstm_lm import LSTMLM
+
+    model = LSTMLM(vocab_size=48, seq_len=32, units=16, num_layers=1, dropout=0.0)
+    model(np.zeros((1, 4), "int32"))
+    assert fused_decode_available(model) is False
+    with pytest.raises(UserError, match="LSTMLM has no decode_weights"):
+        generate(model, [[1, 2]], SamplingConfig(greedy=True, max_new_tokens=2), decoder="fused")
 
 
 @on_jax

@@ -115,3 +115,46 @@ def test_long_prompts_keep_their_end_and_bad_input_is_rejected():
         generate(model, [[3]], SamplingConfig(max_new_tokens=24), eos_id=EOS)
     with pytest.raises(UserError, match="zero tokens"):
         generate(model, [[]], SamplingConfig(max_new_tokens=2), eos_id=EOS)
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("where", ["numpy", "keras"])
+def test_one_column_rule_for_prompt_rows_generating_rows_eos_and_limits(where):
+    from keras import ops
+
+    from kerasvq.sampling import next_column
+
+    # Rows: inside its prompt; generating; generating the eos; already done; at its limit.
+    arrays = dict(prompt_tokens=[21, 0, 0, 0, 0], in_prompt=[True, False, False, False, False],
+                  proposal=[3, 4, EOS, 6, 8], done=[False, False, False, True, False],
+                  stopped=[False] * 5, limits=[9, 9, 9, 9, 5])
+    dtypes = dict(prompt_tokens="int32", proposal="int32", limits="int32")
+    convert = (lambda a, d: np.asarray(a, d)) if where == "numpy" else (lambda a, d: ops.convert_to_tensor(a, d))
+    args = {k: convert(v, dtypes.get(k, "bool")) for k, v in arrays.items()}
+    col = next_column(4, eos_id=EOS, stop_at_eos=True, where=np.where if where == "numpy" else ops.where, **args)
+    as_list = lambda x: ops.convert_to_numpy(x).tolist()  # noqa: E731
+    assert as_list(col.tokens) == [21, 4, EOS, 0, 8]
+    assert as_list(col.generating) == [False, True, True, False, True]
+    assert as_list(col.stopped) == [False, False, True, False, False]
+    assert as_list(col.done) == [False, False, True, True, True]  # the last row reaches its limit at 5
+
+
+def test_generate_chooses_one_decoder_and_named_decoders_give_the_reference_tokens():
+    from kerasvq.generation import choose_decoder
+
+    model = _transformer()
+    greedy = SamplingConfig(greedy=True, max_new_tokens=5, stop_at_eos=False)
+    assert choose_decoder(model, greedy, 3, 24, use_cache=False) == "uncached"
+    assert choose_decoder(model, greedy, 3, 24, reference_loop=True) == "reference"
+    assert choose_decoder(model, SamplingConfig(), 3, 24) == "reference"
+    assert choose_decoder(model, greedy, 3, 24, fused=False) == "compiled"
+    reference = generate(model, PROMPTS, greedy, decoder="reference")
+    assert generate(model, PROMPTS, greedy, decoder="compiled") == reference
+    assert generate(model, PROMPTS, greedy, decoder="uncached") == reference
+    with pytest.raises(UserError, match="not one of"):
+        generate(model, PROMPTS, greedy, decoder="fastest")
+    with pytest.raises(UserError, match="greedily"):
+        generate(model, PROMPTS, SamplingConfig(max_new_tokens=2, stop_at_eos=False), decoder="compiled")
+    with pytest.raises(UserError, match="repetition penalty"):
+        generate(model, PROMPTS, SamplingConfig(greedy=True, max_new_tokens=2, repetition_penalty=1.2, stop_at_eos=False),
+                 decoder="persistent")

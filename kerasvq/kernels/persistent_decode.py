@@ -1,5 +1,6 @@
-"""The whole greedy decode loop of a `TransformerLM` as one persistent Pallas (Triton) kernel,
-on a GPU, JAX only; `kerasvq.generation` uses it for one sequence.
+"""The whole greedy decode loop of a language model as one persistent Pallas (Triton) kernel,
+on a GPU, JAX only, over the model's `decode_weights()`; `kerasvq.generation` uses it for
+one sequence.
 
 At one sequence a decode step is a chain of tiny matmuls, and a kernel per piece of it
 spends more time starting and ending than computing. Here one launch runs every step: a
@@ -9,22 +10,18 @@ arrival count in global memory) after each of these phases. Every program keeps 
 stream in registers and adds the other programs' partial sums itself, in a fixed order, so
 each program sees the same numbers and picks the same next token; nine barriers per token.
 
-On an H100 (v5 shape, float32, one sequence) a token takes about 46 µs inside the kernel:
-per block about 5 µs of attention (8 programs, one per head), 2.8 µs of FFN and 1.2 µs per
-barrier, then 3.5 µs for the vocabulary.
-
 The math is that of `kerasvq.kernels.fused_decode_step` (the same LayerNorm, rounding and
 argmax), and the loop is `kerasvq.generation`'s greedy loop without a repetition penalty:
-the same column rule (a row inside its prompt keeps its prompt token), limits and stop at the
-end-of-sequence token.
+the same column rule (`kerasvq.sampling.next_column`), limits and stop at the end-of-sequence
+token.
 
 The barrier needs every program resident at once, so there are never more programs than the
 GPU has multiprocessors. Pallas's interpreter (`interpret=True`, what the CPU tests use) runs
 programs one after another, so there one program does all the work.
 
 Example:
-    >>> buffer, stopped = persistent_greedy_decode(model, buffer, in_prompt, limits, cache,
-    ...                                            proposal, start, total, eos_id, stop_at_eos=True)
+    >>> buffer, stopped = persistent_greedy_decode(model.decode_weights(), buffer, in_prompt, limits,
+    ...                                            cache, proposal, start, total, eos_id, stop_at_eos=True)
 """
 
 from __future__ import annotations
@@ -37,19 +34,14 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
-from keras import ops
 
-from kerasvq.kernels.fused_decode_step import dense_weights, norm_weights, vocabulary_head
+from kerasvq.kernels.decode_weights import BlockWeights, DecodeWeights
 from kerasvq.kernels.pallas_attention import KEYS_PER_BLOCK, attend_to_cache
 from kerasvq.kernels.pallas_decode import first_largest, gelu_tanh, layer_norm, matmul, residual_plus_partials
+from kerasvq.sampling import next_column
 
-MAX_BATCH = 1
-"""Most sequences `kerasvq.generation` decodes with this kernel. The kernel takes any batch,
-but at two sequences it was slower than even the model's own keras.ops step on an H100 (14.6 k
-against 16.9 k new tokens/s): its per-program tiles grow with rows."""
-
-# Picked on an H100 at one sequence (µs per token inside the kernel): 32 programs with
-# 128-column vocabulary blocks 53.0, 64 with 64 48.6, 128 with 32 46.2; 4 warps 55.1 (64/64).
+# Picked by timing one sequence on a GPU (docs/performance.md has the numbers): more programs
+# with narrower vocabulary blocks won, and 8 warps over 4.
 PROGRAMS = 128
 """Programs (thread blocks) of the kernel on a GPU, fewer when it has fewer multiprocessors."""
 FFN_CHUNK = 32
@@ -59,8 +51,9 @@ LOGITS_BLOCK = 32
 WARPS = 8
 
 
-class BlockWeights(NamedTuple):
-    """One GPT block's weights as the kernel reads them (a bias may be None)."""
+class BlockArrays(NamedTuple):
+    """One GPT block's arrays as the kernel reads them (a bias may be None); the LayerNorm
+    epsilons are static, so they travel apart."""
 
     attention_gamma: Any
     attention_beta: Any
@@ -136,7 +129,7 @@ def _for_each_item(program, programs, items, body):
     jax.lax.fori_loop(0, -(-items // programs), visit, 0)
 
 
-def _attention_item(weights: BlockWeights, cache, x, at, item, *, heads, epsilon, compute_dtype, out_ref):
+def _attention_item(weights: BlockArrays, cache, x, at, item, *, heads, epsilon, compute_dtype, out_ref):
     """One (row, head): LayerNorm, the head's query, key and value, attention over the cache
     (the new key and value stored at slot `at`), and the head's share of the output projection
     into out_ref[head, row]."""
@@ -164,7 +157,7 @@ def _attention_item(weights: BlockWeights, cache, x, at, item, *, heads, epsilon
     cache[1, row, pl.ds(at, 1), head, :] = v_new[None, :]
 
 
-def _ffn_item(weights: BlockWeights, normed, chunk, *, compute_dtype, out_ref):
+def _ffn_item(weights: BlockArrays, normed, chunk, *, compute_dtype, out_ref):
     """One chunk of hidden units: GELU(normed @ w_in + b_in) @ w_out into out_ref[chunk]."""
     size = weights.hidden_kernel.shape[1] // out_ref.shape[0]
     units = pl.ds(chunk * size, size)
@@ -211,20 +204,13 @@ def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, hea
         at, proposal, done, stopped, passed = carry
         # Every program reads the prompt column while program 0 writes this column; a row in
         # its prompt gets its prompt token back, and the others do not use what they read.
-        in_prompt = in_prompt_ref[:, at] != 0
-        limits = limits_ref[...]
-        generating = jnp.logical_and(jnp.logical_and(jnp.logical_not(in_prompt), jnp.logical_not(done)), at < limits)
-        column = jnp.where(in_prompt, buffer_ref[:, at], jnp.where(generating, proposal, 0))
+        column, _, done, stopped = next_column(at, buffer_ref[:, at], in_prompt_ref[:, at] != 0, proposal, done,
+                                               stopped, limits_ref[...], eos_id, stop_at_eos=stop_at_eos,
+                                               where=jnp.where)
 
         @pl.when(program == 0)
         def _():
             buffer_out[:, pl.ds(at, 1)] = column[:, None]
-
-        if stop_at_eos:
-            newly = jnp.logical_and(generating, column == eos_id)
-            stopped = jnp.logical_or(stopped, newly)
-            done = jnp.logical_or(done, newly)
-        done = jnp.logical_or(done, at + 1 >= limits)
 
         x = embed(column, at)
         for weights, cache, (attention_epsilon, ffn_epsilon) in zip(blocks, caches_out, epsilons):
@@ -260,30 +246,22 @@ def _kernel(state, token_ref, position_ref, blocks, final_gamma, final_beta, hea
         stopped_out[...] = stopped.astype(jnp.int32)
 
 
-def _block_weights(block) -> tuple[BlockWeights, tuple[float, float]]:
-    """A block's weights and its two LayerNorm epsilons (static, so not in the weights)."""
-    *attention_norm, attention_epsilon = norm_weights(block.attention_norm)
-    *ffn_norm, ffn_epsilon = norm_weights(block.ffn_norm)
-    weights = BlockWeights(*attention_norm, *dense_weights(block.attention.qkv_dense),
-                           *dense_weights(block.attention.output_dense), *ffn_norm, *dense_weights(block.ffn_hidden),
-                           *dense_weights(block.ffn_output))
-    return weights, (attention_epsilon, ffn_epsilon)
+def _block_arrays(block: BlockWeights) -> tuple[BlockArrays, tuple[float, float]]:
+    """A block's arrays and its two LayerNorm epsilons (static, so not among the arrays)."""
+    *attention_norm, attention_epsilon = block.attention_norm
+    *ffn_norm, ffn_epsilon = block.ffn_norm
+    arrays = BlockArrays(*attention_norm, *block.qkv, *block.attention_output, *ffn_norm, *block.ffn_hidden,
+                         *block.ffn_output)
+    return arrays, (attention_epsilon, ffn_epsilon)
 
 
-def _position_table(model, width):
-    """(width, d) position vectors in the compute dtype, as `model._embed` adds them."""
-    if model.positions == "learned":
-        return model.position_embedding(ops.arange(width))
-    zeros = ops.zeros((1, width, model.d_model), model.compute_dtype)
-    return model.position_embedding(zeros)[0]
-
-
-def persistent_greedy_decode(model, buffer, in_prompt, limits, cache, proposal, start, total, eos_id, *,
+def persistent_greedy_decode(weights: DecodeWeights, buffer, in_prompt, limits, cache, proposal, start, total, eos_id, *,
                              stop_at_eos, programs=None, interpret=False):
     """The greedy loop of `kerasvq.generation` (no repetition penalty) from column `start` to
     `total`, in one kernel.
 
     Args:
+        weights: the model's `decode_weights()`.
         buffer: (batch, width) int32 tokens, prompts left-aligned; in_prompt: (batch, width)
             bool; limits: (batch,) int32, each row's end (prompt length + new tokens).
         cache: the model's cache, filled for the columns before `start`.
@@ -297,30 +275,30 @@ def persistent_greedy_decode(model, buffer, in_prompt, limits, cache, proposal, 
     programs = programs or default_programs(interpret)
     if interpret and programs != 1:
         raise ValueError("the interpreter runs programs one after another: a grid barrier needs programs=1")
-    compute_dtype = model.compute_dtype
-    vocab = int(model.vocab_size)
-    head, transposed = vocabulary_head(model)
+    compute_dtype = weights.compute_dtype
+    vocab = weights.vocab_size
+    head, transposed = weights.vocabulary_head, weights.head_transposed
     padded_vocab = -(-vocab // LOGITS_BLOCK) * LOGITS_BLOCK
     head = jnp.pad(head, ((0, padded_vocab - vocab), (0, 0)) if transposed else ((0, 0), (0, padded_vocab - vocab)))
     logits_blocks = padded_vocab // LOGITS_BLOCK
-    token_table = head if transposed else ops.convert_to_tensor(model.token_embedding.embeddings)
-    blocks, epsilons = zip(*(_block_weights(block) for block in model.blocks))
-    final_gamma, final_beta, final_epsilon = norm_weights(model.final_norm)
-    heads = int(model.num_heads)
+    token_table = head if transposed else weights.token_embedding
+    blocks, epsilons = zip(*(_block_arrays(block) for block in weights.blocks))
+    final_gamma, final_beta, final_epsilon = weights.final_norm
+    heads = weights.num_heads
     f32 = jnp.float32
     # Padded to four entries: Triton loads power-of-two shapes.
     settings = jnp.stack([jnp.asarray(v, jnp.int32) for v in (start, total, eos_id, 0)])
     state = (buffer, jnp.asarray(in_prompt, jnp.int32), jnp.asarray(limits, jnp.int32),
              jnp.asarray(proposal, jnp.int32), settings)
     counter = jnp.zeros((1,), jnp.int32)
-    args = (state, token_table, _position_table(model, width), blocks, final_gamma, final_beta, head, tuple(cache),
+    args = (state, token_table, weights.positions[:width], blocks, final_gamma, final_beta, head, tuple(cache),
             counter)
     whole = lambda a: pl.BlockSpec(a.shape, lambda p: (0,) * len(a.shape))  # noqa: E731
     slots = 1 << (logits_blocks - 1).bit_length()
     out_shape = (jax.ShapeDtypeStruct(buffer.shape, jnp.int32), jax.ShapeDtypeStruct((batch,), jnp.int32),
                  tuple(jax.ShapeDtypeStruct(c.shape, c.dtype) for c in cache),
-                 jax.ShapeDtypeStruct((heads, batch, model.d_model), f32),
-                 jax.ShapeDtypeStruct((model.d_ff // FFN_CHUNK, batch, model.d_model), f32),
+                 jax.ShapeDtypeStruct((heads, batch, weights.d_model), f32),
+                 jax.ShapeDtypeStruct((weights.d_ff // FFN_CHUNK, batch, weights.d_model), f32),
                  jax.ShapeDtypeStruct((slots, batch), f32), jax.ShapeDtypeStruct((slots, batch), jnp.int32),
                  jax.ShapeDtypeStruct(counter.shape, counter.dtype))
     leaves = lambda tree: len(jax.tree.leaves(tree))  # noqa: E731

@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from kerasvq.kernels.decode_weights import BlockWeights, DecodeWeights, DenseWeights, NormWeights
 from kerasvq.layers.hashed_dropout import HashedDropout
 from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
@@ -220,6 +221,50 @@ class TransformerLM(UntrackedFitState, keras.Model):
             x, layer_cache = block(x, cache=layer_cache, cache_update_index=cache_update_index)
             updated.append(layer_cache)
         return self._logits(x), tuple(updated)
+
+    def decode_weights(self) -> DecodeWeights:
+        """The weights as the decode kernels of `kerasvq.kernels` take them, for inference
+        (dropout off). Call it inside the trace that runs the kernels, so the arrays are the
+        traced values of the variables.
+
+        Raises ValueError, saying why, for a model the kernels' math does not cover: llama
+        blocks, rotary positions, the exact (erf) GELU.
+        """
+        if self.block != "gpt":
+            raise ValueError(f"block={self.block!r}; only 'gpt' blocks are fused")
+        if self.positions == "rotary":
+            raise ValueError("rotary positions are not fused")
+        if not self.approximate_gelu:
+            raise ValueError("the exact (erf) GELU is not fused")
+        if not self.built:
+            self.build()
+        tensor = ops.convert_to_tensor
+
+        def dense(layer):
+            return DenseWeights(tensor(layer.kernel), tensor(layer.bias) if layer.use_bias else None)
+
+        def norm(layer):
+            return NormWeights(tensor(layer.gamma), tensor(layer.beta), float(layer.epsilon))
+
+        # The same vectors `_embed` adds, for every position at once.
+        if self.positions == "learned":
+            positions = self.position_embedding(ops.arange(self.seq_len))
+        else:
+            positions = self.position_embedding(ops.zeros((1, self.seq_len, self.d_model), self.compute_dtype))[0]
+        blocks = tuple(
+            BlockWeights(norm(b.attention_norm), dense(b.attention.qkv_dense), dense(b.attention.output_dense),
+                         norm(b.ffn_norm), dense(b.ffn_hidden), dense(b.ffn_output))
+            for b in self.blocks
+        )
+        return DecodeWeights(
+            token_embedding=tensor(self.token_embedding.embeddings),
+            positions=positions,
+            blocks=blocks,
+            final_norm=norm(self.final_norm),
+            output_head=None if self.tie_embeddings else tensor(self.output_head.kernel),
+            num_heads=int(self.num_heads),
+            compute_dtype=self.compute_dtype,
+        )
 
     def attention_weights(self, token_ids):
         """Attention weights of every layer: a list of (batch, heads, seq, seq) arrays."""
