@@ -58,8 +58,8 @@ def _compile(fn, model):
     if backend == "jax":
         import jax
 
-        # Collected once: walking the model's layers for them took about 1 ms a call on a GPU
-        # host, more than a batch-1 decode step.
+        # Collected once: walking the model's layers for them costs more host time a call
+        # than a batch-1 decode step takes on a GPU.
         trainable, non_trainable = list(model.trainable_variables), list(model.non_trainable_variables)
 
         def stateless(trainable_values, non_trainable_values, *args):

@@ -57,8 +57,10 @@ def test_fused_step_needs_only_the_plain_arrays_of_decode_weights(overrides):
     from kerasvq.kernels.fused_decode_step import fused_decode_step
 
     model = _model(seq_len=32, **overrides)
-    # NumPy copies of every array: the kernels see no variable, layer or model.
-    weights = jax.tree.map(np.asarray, model.decode_weights())
+    # NumPy copies of every array (the static numbers as they are): the kernels see no
+    # variable, layer or model.
+    weights = jax.tree.map(lambda a: np.asarray(a) if hasattr(a, "shape") else a, model.decode_weights())
+    assert not any(isinstance(a, keras.Variable) or hasattr(a, "value") for a in jax.tree.leaves(weights))
     prompts = np.random.default_rng(3).integers(0, 48, (2, 7)).astype("int32")
     _, cache = model.call_with_cache(prompts, model.init_cache(2), 0)
     expected, _ = model.call_with_cache(prompts[:, -1:], cache, 7)
@@ -162,7 +164,7 @@ def test_models_without_decode_weights_fall_back_or_are_refused():
     model(np.zeros((1, 4), "int32"))
     assert fused_decode_available(model) is False
     with pytest.raises(UserError, match="LSTMLM has no decode_weights"):
-        generate(model, [[1, 2]], SamplingConfig(greedy=True, max_new_tokens=2), decoder="fused")
+        generate(model, [[1, 2]], SamplingConfig(greedy=True, max_new_tokens=2, stop_at_eos=False), decoder="fused")
 
 
 @on_jax

@@ -27,8 +27,8 @@ FUSED_QKV_ROWS = 2
 """Up to this many rows the decode step uses `ln_attention_output` (its programs each read a
 slice of the QKV weights, which grows with rows)."""
 KEYS_PER_BLOCK = 128
-"""Cached keys read per step of the online softmax (picked on an H100: 64 was 0.5 µs slower at
-batch 1, 256 slower at batch 32)."""
+"""Cached keys read per step of the online softmax (timed on a GPU: 64 was slower at batch 1,
+256 slower at batch 32)."""
 
 
 def attend_to_cache(query, k_new, v_new, load_keys, load_values, index, block, scale):
@@ -142,8 +142,8 @@ def ln_attention_output(x, gamma, beta, w_qkv, b_qkv, cache, index, w, b, counte
     the QKV projection inside, each program computing its own head's query, key and value.
 
     Every program reads a (d, 3·head_dim) slice of `w_qkv`, so this is for a few rows: at one
-    row on an H100 it takes 7.1 µs where the QKV kernel and `attention_output` took 2.0 and
-    4.8, one kernel fewer for about the same time. Arguments as `attention_output`, with
+    row it is one kernel fewer than the QKV kernel and `attention_output`, for about the same
+    time. Arguments as `attention_output`, with
     `x` (rows, d) the residual stream and `w_qkv` (d, 3·heads·head_dim), `b_qkv` or None.
     """
     heads, head_dim = cache.shape[3:]

@@ -2,7 +2,8 @@
 
 At decode time every matmul has one row per sequence, so a step is bound by how many kernels
 it launches and how long each waits on memory, not by arithmetic: XLA turns a v5 decoder block
-into about 16 kernels of 1-2 µs each. These kernels fuse what surrounds each matmul:
+into about 16 kernels of a microsecond or two each. These kernels fuse what surrounds each
+matmul:
 
 - `ln_linear`: LayerNorm, then `x @ w + b`, optionally GELU (QKV, FFN in);
 - `ln_logits`: the same into float32 vocabulary logits, with each row's argmax;
@@ -45,8 +46,8 @@ MIN_ROWS = 16
 SMALL_ROWS = 8
 """Up to this many sequences, rows are padded to a power of two and matmuls are GEMVs."""
 
-# Block sizes and warps, picked on an H100 at batch 1 and 32 (v5 shape, float32): wide blocks
-# of a few columns keep many programs in flight, which is what a latency-bound step needs.
+# Block sizes and warps, picked by timing batch 1 and 32 (v5 shape, float32) on a GPU: wide
+# blocks of a few columns keep many programs in flight, which is what a latency-bound step needs.
 _LN_COLUMNS = {"small": 8, "dot": 32}
 _RESIDUAL_COLUMNS = {"small": 4, "dot": 16}
 _RESIDUAL_DEPTH = {"small": 1024, "dot": 128}
@@ -73,7 +74,7 @@ def matmul(x, w, transposed=False):
             return jnp.sum(x[:, None, :].astype(jnp.float32) * w[None, :, :].astype(jnp.float32), axis=2)
         return jnp.sum(x[:, :, None].astype(jnp.float32) * w[None, :, :].astype(jnp.float32), axis=1)
     # Default precision: float32 inputs run as TF32, as XLA's own float32 matmuls do on a GPU
-    # (exact float32 Triton dots were 10× slower at batch 32).
+    # (exact float32 Triton dots were many times slower at batch 32: docs/performance.md).
     contract = ((1,), (1,)) if transposed else ((1,), (0,))
     return jax.lax.dot_general(x, w, (contract, ((), ())), preferred_element_type=jnp.float32)
 
@@ -221,8 +222,8 @@ def ln_logits(x, gamma, beta, w, b, counters, *, epsilon, transposed=False, comp
               interpret=False):
     """`ln_linear` to float32 logits, and the index of each row's largest logit (the first on
     a tie, as `argmax`): each program writes its block's maximum and where it is, and the last
-    to finish picks the first program with the largest. (At one row on an H100 it takes 5.2 µs
-    where `ln_linear` and XLA's argmax took 3.0 and 1.5: one kernel fewer.)
+    to finish picks the first program with the largest: one kernel fewer than `ln_linear` and
+    XLA's argmax, for about the same time.
 
     `w` is (d, vocab), or (vocab, d) when `transposed` (a tied embedding table); `counters`
     are `counter_slots` int32 zeros. Returns `(logits, ids (rows,) int32, counters)`.

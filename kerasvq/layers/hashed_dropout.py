@@ -6,11 +6,8 @@ the call's key, a few integer multiplies and shifts, so XLA computes it inside t
 applies the mask and no random tensor is drawn. It is a counter-based generator, like Philox,
 keyed afresh on every call from a `SeedGenerator`.
 
-v5 shape on an H100 (JAX, batch 256, mixed bfloat16, nine dropouts per step):
-`keras.layers.Dropout` 10.98 / 10.73 ms per training step, two hash rounds per element
-10.20 / 10.25 ms (one run); in a later run with the other changes of that day, two rounds
-per element 9.35 / 9.34 ms, the per-row keys below 9.21 / 9.21 ms, and no dropout at all
-9.02 ms. On a CPU (TensorFlow, (16, 256, 256), forward and backward) 4.8 → 3.4 ms.
+With nine dropouts in a v5 training step this is faster than `keras.layers.Dropout` on a
+GPU and on a CPU, and close to no dropout at all (docs/performance.md).
 
 Each element is dropped with probability `rate` (to within 2⁻³²) and kept elements are scaled
 by 1 / (1 − rate), as in `keras.layers.Dropout`. Bits are independent within a row and

@@ -3,18 +3,16 @@
 The gradient of a table lookup adds every position's upstream gradient into its token's row.
 Under mixed precision Keras looks rows up in the autocast bfloat16 table, so that scatter-add
 runs in bfloat16, and on a GPU real text makes it slow: frequent tokens (punctuation, "de",
-the end-of-document token) send thousands of additions to the same rows. Measured on an H100
-(JAX, v5 shape, batch 256, mixed bfloat16): 33.4 ms per training step on real pt-BR windows
-against 12.8 ms on uniformly random tokens. The same lookup from the float32 table, whose
-gradient is a float32 scatter-add, runs the step in 9.18 ms against 28.0 (one run each), but
-reading the table past autocast needs Keras's private `AutocastScope`.
+the end-of-document token) send thousands of additions to the same rows: a v5 training step
+on real pt-BR windows took more than twice as long as on uniformly random tokens. The same
+lookup from the float32 table, whose gradient is a float32 scatter-add, is about three times
+faster, but reading the table past autocast needs Keras's private `AutocastScope`.
 
 `gradient="segment_sum"` (what "auto", the default, means) casts the upstream gradient to
-float32 and sums it per id of the flattened batch with `ops.segment_sum`. In one later H100
-run: 9.32 / 9.32 ms per step, against 9.83 / 9.80 ms for "one_hot_matmul" (the
-`one_hot(ids)ᵀ @ upstream` product this layer used before) and 29.1 ms for "scatter". On a CPU
-(TensorFlow, 2 cores, batch 16) it matches Keras's scatter: 3,776 / 4,039 against
-3,963 / 3,903 tokens per second. "one_hot_matmul" and "scatter" (Keras's own lookup
+float32 and sums it per id of the flattened batch with `ops.segment_sum`: on a GPU a little
+faster than "one_hot_matmul" (the `one_hot(ids)ᵀ @ upstream` product this layer used before)
+and about three times faster than "scatter"; on a CPU as fast as Keras's scatter
+(docs/performance.md has the timings). "one_hot_matmul" and "scatter" (Keras's own lookup
 gradient) remain as options. The forward pass is always a lookup.
 
 Example:

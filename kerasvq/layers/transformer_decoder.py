@@ -28,8 +28,7 @@ class TransformerDecoder(keras.layers.Layer):
         layer_norm_epsilon: LayerNorm epsilon.
         approximate_gelu: the feed-forward GELU uses GPT-2's tanh approximation (True) or the
             exact erf form (False). The tanh form is what GPT-2 and keras-hub's GPT2 use and
-            is cheaper: 12.05 against 12.56 ms per v5 training step on an H100 (JAX, batch
-            256, mixed bfloat16). Configs saved before this argument existed load with the
+            is cheaper (a faster v5 training step: docs/performance.md). Configs saved before this argument existed load with the
             exact form they were trained with. The tanh form runs as `tanh_gelu`, whose
             backward pass recomputes from the FFN's pre-activation.
         kernel_initializer: for every kernel but the two residual output projections.

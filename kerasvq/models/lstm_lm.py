@@ -49,9 +49,9 @@ class LSTMLM(UntrackedFitState, keras.Model):
             output projection U(±1/√units), no forget-gate bias of 1, as PyTorch's
             `nn.Embedding`/`nn.LSTM`/`nn.Linear` start. "keras": Keras's defaults
             (embedding U(±0.05), Glorot/orthogonal LSTM weights, forget-gate bias 1).
-            With the v4 recipe (2 epochs) on the default corpus on an H100, "pytorch"
-            reached 1.596 val bits/byte and "keras" 1.720: the small Keras embedding gives
-            the LSTM almost no input signal early in a short run.
+            With the v4 recipe (2 epochs) on the default corpus "pytorch" reached a clearly
+            lower val bits/byte than "keras" (docs/results.md): the small Keras embedding
+            gives the LSTM almost no input signal early in a short run.
     """
 
     def __init__(self, vocab_size, seq_len, units=512, num_layers=2, dropout=0.1,

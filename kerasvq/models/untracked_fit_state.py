@@ -3,9 +3,8 @@
 Keras's JAX `fit` stores the new value of every variable in `model._jax_state` after each
 execution (one step, or `steps_per_execution` steps). `Layer.__setattr__` then walks those
 arrays, about 170 for v5 with its optimizer, looking for layers and variables to track; none
-of them is one. That walk is host time spent while the GPU waits: v5 on an H100 at batch 32
-(mixed bfloat16, median of four runs each) trains in 3.6 instead of 4.7 ms per step with one
-step per execution, and in 2.2 instead of 2.4 ms with eight. The attribute is plain data
+of them is one. That walk is host time spent while the GPU waits, a large share of a small
+v5 step (docs/performance.md). The attribute is plain data
 that Keras only reads back in `jax_state_sync`, so it is stored as it is.
 
 Example:

@@ -30,8 +30,8 @@ def async_safe(*callbacks):
 
     Keras's JAX trainer dispatches batch-end callbacks on a background thread only when every
     callback is marked so; otherwise it converts the logs to floats after every step, which
-    stalls the host until the GPU finishes (measured on an H100: 44 ms instead of 13 ms per
-    v5 step at batch 256). Keras's own `BackupAndRestore`/`ModelCheckpoint` saving per epoch,
+    stalls the host until the GPU finishes (a v5 step took about three times as long:
+    docs/performance.md). Keras's own `BackupAndRestore`/`ModelCheckpoint` saving per epoch,
     `TerminateOnNaN` and `ProgbarLogger` qualify but are not marked by Keras.
     """
     for callback in callbacks:

@@ -1,8 +1,8 @@
 """Language-model training metrics computed from the unsmoothed loss.
 
 `CrossEntropy(report_perplexity=True)` reports both from one pass over the logits (the
-log-normalizer over the vocabulary is the metric's only expensive part: about 0.18 ms of a
-12.5 ms v5 training step on an H100 at batch 256).
+log-normalizer over the vocabulary is the metric's only expensive part, a small share of a
+training step: docs/performance.md).
 
 Example:
     >>> model.compile(..., metrics=[CrossEntropy(report_perplexity=True)])

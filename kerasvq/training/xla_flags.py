@@ -7,10 +7,9 @@ is already in `XLA_FLAGS` is left as the user set it, which is also how to opt o
 `XLA_FLAGS=--xla_gpu_enable_triton_gemm=true kerasvq train ...`.
 
 `--xla_gpu_enable_triton_gemm=false` sends every matmul to cuBLAS instead of letting XLA
-fuse some of them, with their neighbouring elementwise ops, into Triton kernels. v5 shape on
-an H100, batch 256, dropout 0.1, mixed bfloat16: 11.84 → 11.06–11.29 ms per step (three
-runs of each, the same losses to 4 decimals). Generation does not use it: at batch 32 the
-decode step's small matmuls are slower in cuBLAS (195 → 233 µs per token).
+fuse some of them, with their neighbouring elementwise ops, into Triton kernels; the v5
+training step was faster with it and gave the same losses (docs/performance.md). Generation
+does not use it: the decode step's small matmuls are slower in cuBLAS.
 
 Example:
     >>> use_training_xla_flags()          # before the first JAX computation
