@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers import moe_losses
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.swiglu import SwiGLU, expert_initializers
 
 
@@ -96,10 +97,8 @@ class CollaborativeExperts(keras.layers.Layer):
         d = input_shape[-1]
         if d % self.num_heads:
             raise ValueError(f"model width {d} is not divisible by num_heads {self.num_heads}")
-        init = lambda: keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
-        output_init = lambda: keras.initializers.get(
-            keras.initializers.serialize(self.output_kernel_initializer)
-        )
+        init = lambda: clone_initializer(self.kernel_initializer)  # noqa: E731
+        output_init = lambda: clone_initializer(self.output_kernel_initializer)  # noqa: E731
         policy = self.dtype_policy
         self.experts = SwiGLU(
             self.hidden_dim,

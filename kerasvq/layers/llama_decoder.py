@@ -4,6 +4,7 @@ import keras
 
 from kerasvq.layers.causal_self_attention import CausalSelfAttention
 from kerasvq.layers.collaborative_experts import CollaborativeExperts
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.swiglu import SwiGLU
 from kerasvq.layers.top_k_moe import TopKMoE
 
@@ -32,7 +33,8 @@ class LlamaDecoder(keras.layers.Layer):
         capacity_factor, eval_capacity_factor: top-k MoE dispatch capacity (None: dropless).
         dropout: residual dropout (and dropout inside the expert layers).
         rope_max_wavelength: RoPE base.
-        kernel_initializer, output_kernel_initializer: every kernel / residual output kernels.
+        kernel_initializer, output_kernel_initializer: every kernel / residual output kernels
+            (default N(0, 0.02) / a clone of the kernel's); each sub-layer gets clones.
 
     Example:
         >>> block = LlamaDecoder(num_heads=4, num_kv_heads=2, d_ff=64, ffn="moc", num_experts=4)
@@ -85,16 +87,14 @@ class LlamaDecoder(keras.layers.Layer):
             kernel_initializer or keras.initializers.RandomNormal(stddev=0.02)
         )
         self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
+            output_kernel_initializer or clone_initializer(self.kernel_initializer)
         )
 
     def _initializers(self):
-        serialize = keras.initializers.serialize
+        """Fresh clones for one sub-layer, which clones them again per weight."""
         return {
-            "kernel_initializer": keras.initializers.get(serialize(self.kernel_initializer)),
-            "output_kernel_initializer": keras.initializers.get(
-                serialize(self.output_kernel_initializer)
-            ),
+            "kernel_initializer": clone_initializer(self.kernel_initializer),
+            "output_kernel_initializer": clone_initializer(self.output_kernel_initializer),
         }
 
     def build(self, input_shape):
