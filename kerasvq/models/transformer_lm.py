@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers.hashed_dropout import HashedDropout
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
@@ -27,7 +28,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
     """Token embedding (+ positions) → decoder blocks → LayerNorm → vocabulary logits.
 
     Inputs longer than `seq_len` are rejected, never truncated. Weights follow GPT-2's
-    initialization: normal(0, 0.02), residual output projections scaled by 1/sqrt(2·layers).
+    initialization: normal(0, 0.02), residual output projections scaled by 1/sqrt(2·layers);
+    every weight is its own draw (`clone_initializer`), fixed by `keras.utils.set_random_seed`.
 
     Args:
         vocab_size: tokenizer vocabulary size.
@@ -94,17 +96,20 @@ class TransformerLM(UntrackedFitState, keras.Model):
 
     def build(self, input_shape=None):
         policy = self.dtype_policy
-        init = keras.initializers.RandomNormal(stddev=0.02)
-        residual_init = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
+        # Templates only: each layer below gets its own clone (and clones it per weight).
+        normal = keras.initializers.RandomNormal(stddev=0.02)
+        residual = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
+        init = lambda: clone_initializer(normal)  # noqa: E731
+        residual_init = lambda: clone_initializer(residual)  # noqa: E731
         self.token_embedding = TokenEmbedding(
-            self.vocab_size, self.d_model, embeddings_initializer=init, dtype=policy,
+            self.vocab_size, self.d_model, embeddings_initializer=init(), dtype=policy,
             name="token_embedding",
         )
         self.token_embedding.build((None, None))
         self.position_embedding = None
         if self.positions == "learned":
             self.position_embedding = keras.layers.Embedding(
-                self.seq_len, self.d_model, embeddings_initializer=init, dtype=policy,
+                self.seq_len, self.d_model, embeddings_initializer=init(), dtype=policy,
                 name="position_embedding",
             )
             self.position_embedding.build((None,))
@@ -124,8 +129,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
                 dropout=self.dropout,
                 rotary=self.positions == "rotary",
                 approximate_gelu=self.approximate_gelu,
-                kernel_initializer=init,
-                output_kernel_initializer=residual_init,
+                kernel_initializer=init(),
+                output_kernel_initializer=residual_init(),
                 dtype=policy,
                 name=f"block_{i}",
             )
@@ -139,7 +144,7 @@ class TransformerLM(UntrackedFitState, keras.Model):
         self.output_head = None
         if not self.tie_embeddings:
             self.output_head = keras.layers.Dense(
-                self.vocab_size, use_bias=False, kernel_initializer=init, dtype=policy,
+                self.vocab_size, use_bias=False, kernel_initializer=init(), dtype=policy,
                 name="output_head",
             )
             self.output_head.build((None, None, self.d_model))
@@ -154,8 +159,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
             d_ff=self.d_ff,
             ffn=self.ffn,
             dropout=self.dropout,
-            kernel_initializer=init,
-            output_kernel_initializer=residual_init,
+            kernel_initializer=init(),
+            output_kernel_initializer=residual_init(),
             dtype=self.dtype_policy,
             name=f"block_{index}",
             **options,
