@@ -65,7 +65,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.qkv_dense = keras.layers.Dense(
             qkv_width,
             use_bias=self.use_bias,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer, "qkv"),
             dtype=self.dtype_policy,
             name="qkv",
         )
@@ -73,7 +73,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(
             width,
             use_bias=self.use_bias,
-            kernel_initializer=clone_initializer(self.output_kernel_initializer),
+            kernel_initializer=clone_initializer(self.output_kernel_initializer, "output"),
             dtype=self.dtype_policy,
             name="output",
         )

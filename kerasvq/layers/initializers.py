@@ -9,32 +9,25 @@ with the same kernels and the position table equalled the token table's first ro
 
 Example:
     >>> init = keras.initializers.RandomNormal(stddev=0.02)
-    >>> qkv = keras.layers.Dense(96, kernel_initializer=clone_initializer(init))
-    >>> ffn = keras.layers.Dense(128, kernel_initializer=clone_initializer(init))  # another draw
+    >>> qkv = keras.layers.Dense(96, kernel_initializer=clone_initializer(init, "qkv"))
+    >>> ffn = keras.layers.Dense(128, kernel_initializer=clone_initializer(init, "ffn"))  # another draw
 """
 
 from __future__ import annotations
 
 import hashlib
-import weakref
 
 import keras
 
-# Clones already taken from each int-seeded initializer object: the k-th clone's seed is
-# derived from (seed, k), so weights sharing one seeded object still get distinct draws.
-_CLONES_TAKEN: "weakref.WeakKeyDictionary[keras.initializers.Initializer, int]" = (
-    weakref.WeakKeyDictionary()
-)
 
-
-def derived_seed(seed: int, index: int) -> int:
-    """A seed in [1, 2**31 - 1] fixed by (`seed`, `index`), the same in every process (no
+def derived_seed(seed: int, name: str) -> int:
+    """A seed in [1, 2**31 - 1] fixed by (`seed`, `name`), the same in every process (no
     Python `hash`, which is salted per process)."""
-    digest = hashlib.blake2b(f"kerasvq:{seed}:{index}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"kerasvq:{seed}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") % (2**31 - 2) + 1
 
 
-def clone_initializer(initializer):
+def clone_initializer(initializer, name: str):
     """A fresh initializer of the same class and config that draws values of its own.
 
     The keras-hub pattern (rebuild from `get_config`) with one change for seeded
@@ -43,11 +36,15 @@ def clone_initializer(initializer):
       and so draws a new seed from Python's `random` when it is constructed.
       `keras.utils.set_random_seed` (what `train.seed` calls before building) seeds that
       generator, so the same seed and the same build order give the same weights.
-    - int seed: rebuilt with the seed `derived_seed(seed, k)` for the k-th clone taken from
-      this object. The same int seed therefore still fixes every weight, independently of
-      the global seed, but no two clones repeat each other. Per-weight int seeds were chosen
-      over `keras.random.SeedGenerator` draws because a generator holds a state variable
-      that would have to be created, tracked and saved with the layers.
+    - int seed: rebuilt with `derived_seed(seed, name)`, `name` being the weight's (or the
+      sub-layer's) name inside the layer that clones. Rebuilt as it is, every clone would
+      repeat the same values; derived from the name, the layer's weights differ from each
+      other even when one seeded object is given for all of them, and the layer's config
+      (which holds the int seed) rebuilds exactly the same weights, whatever the global
+      seed. As with any Keras layer, two layers given the same int seed start equal.
+      Derived int seeds were chosen over `keras.random.SeedGenerator` draws because a
+      generator holds a state variable that would have to be tracked and saved with the
+      layer, and its draws would depend on how many came before.
     - a `keras.random.SeedGenerator` seed: a shallow copy that shares the generator; every
       call advances its state, so clones already differ.
     - non-random initializers (zeros, ones, constant, identity) are rebuilt as they are.
@@ -55,6 +52,8 @@ def clone_initializer(initializer):
     Args:
         initializer: an `Initializer`, or anything `keras.initializers.get` takes (a name,
             a serialized dict); None is returned as None.
+        name: what the clone initializes, unique among the clones one layer takes
+            ("qkv", "ffn_hidden", "block_3"); only int seeds use it.
 
     Returns:
         A new `keras.initializers.Initializer` (or None).
@@ -63,13 +62,10 @@ def clone_initializer(initializer):
         return None
     initializer = keras.initializers.get(initializer)
     config = initializer.get_config()
-    seed = getattr(initializer, "seed", None)
-    if isinstance(seed, keras.random.SeedGenerator):
+    if isinstance(getattr(initializer, "seed", None), keras.random.SeedGenerator):
         clone = initializer.__class__.__new__(initializer.__class__)
         clone.__dict__.update(initializer.__dict__)
         return clone
     if isinstance(config.get("seed"), int):
-        index = _CLONES_TAKEN.get(initializer, 0) + 1
-        _CLONES_TAKEN[initializer] = index
-        config = {**config, "seed": derived_seed(config["seed"], index)}
+        config = {**config, "seed": derived_seed(config["seed"], name)}
     return initializer.__class__.from_config(config)

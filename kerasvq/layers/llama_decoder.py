@@ -34,7 +34,7 @@ class LlamaDecoder(keras.layers.Layer):
         dropout: residual dropout (and dropout inside the expert layers).
         rope_max_wavelength: RoPE base.
         kernel_initializer, output_kernel_initializer: every kernel / residual output kernels
-            (default N(0, 0.02) / a clone of the kernel's); each sub-layer gets clones.
+            (default N(0, 0.02) / the kernel's); each sub-layer gets its own clones.
 
     Example:
         >>> block = LlamaDecoder(num_heads=4, num_kv_heads=2, d_ff=64, ffn="moc", num_experts=4)
@@ -87,14 +87,14 @@ class LlamaDecoder(keras.layers.Layer):
             kernel_initializer or keras.initializers.RandomNormal(stddev=0.02)
         )
         self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or clone_initializer(self.kernel_initializer)
+            output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
         )
 
-    def _initializers(self):
-        """Fresh clones for one sub-layer, which clones them again per weight."""
+    def _initializers(self, name):
+        """Fresh clones for the sub-layer `name`, which clones them again per weight."""
         return {
-            "kernel_initializer": clone_initializer(self.kernel_initializer),
-            "output_kernel_initializer": clone_initializer(self.output_kernel_initializer),
+            "kernel_initializer": clone_initializer(self.kernel_initializer, name),
+            "output_kernel_initializer": clone_initializer(self.output_kernel_initializer, name),
         }
 
     def build(self, input_shape):
@@ -110,13 +110,15 @@ class LlamaDecoder(keras.layers.Layer):
             rope_max_wavelength=self.rope_max_wavelength,
             dtype=policy,
             name="attention",
-            **self._initializers(),
+            **self._initializers("attention"),
         )
         self.ffn_norm = keras.layers.RMSNormalization(
             epsilon=self.norm_epsilon, dtype=policy, name="ffn_norm"
         )
         if self.ffn == "dense":
-            self.feed_forward = SwiGLU(self.d_ff, dtype=policy, name="feed_forward", **self._initializers())
+            self.feed_forward = SwiGLU(
+                self.d_ff, dtype=policy, name="feed_forward", **self._initializers("feed_forward")
+            )
         elif self.ffn == "moe":
             self.feed_forward = TopKMoE(
                 self.num_experts,
@@ -129,7 +131,7 @@ class LlamaDecoder(keras.layers.Layer):
                 dropout=self.dropout,
                 dtype=policy,
                 name="feed_forward",
-                **self._initializers(),
+                **self._initializers("feed_forward"),
             )
         else:
             self.feed_forward = CollaborativeExperts(
@@ -144,7 +146,7 @@ class LlamaDecoder(keras.layers.Layer):
                 dropout=self.dropout,
                 dtype=policy,
                 name="feed_forward",
-                **self._initializers(),
+                **self._initializers("feed_forward"),
             )
         self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         for layer in (self.attention_norm, self.attention, self.ffn_norm, self.feed_forward):

@@ -18,10 +18,9 @@ def default_kernel_initializer():
 
 def expert_initializers(kernel_initializer=None, output_kernel_initializer=None):
     """(kernel, output kernel) initializers of the feed-forward layers: the kernel defaults to
-    `default_kernel_initializer()`, the output kernel to a clone of the kernel's (same
-    distribution, its own seed)."""
+    `default_kernel_initializer()`, the output kernel to the same as the kernel."""
     kernel = keras.initializers.get(kernel_initializer or default_kernel_initializer())
-    output = keras.initializers.get(output_kernel_initializer or clone_initializer(kernel))
+    output = keras.initializers.get(output_kernel_initializer or keras.initializers.serialize(kernel))
     return kernel, output
 
 
@@ -73,12 +72,12 @@ class SwiGLU(keras.layers.Layer):
         self.gate_up_kernel = self.add_weight(
             name="gate_up_kernel",
             shape=lead + (d, 2 * self.hidden_dim),
-            initializer=clone_initializer(self.kernel_initializer),
+            initializer=clone_initializer(self.kernel_initializer, "gate_up_kernel"),
         )
         self.down_kernel = self.add_weight(
             name="down_kernel",
             shape=lead + (self.hidden_dim, d),
-            initializer=clone_initializer(self.output_kernel_initializer),
+            initializer=clone_initializer(self.output_kernel_initializer, "down_kernel"),
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 

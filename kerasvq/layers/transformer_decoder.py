@@ -70,8 +70,8 @@ class TransformerDecoder(keras.layers.Layer):
         self.attention = CausalSelfAttention(
             self.num_heads,
             rotary=self.rotary,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
-            output_kernel_initializer=clone_initializer(self.output_kernel_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer, "attention"),
+            output_kernel_initializer=clone_initializer(self.output_kernel_initializer, "attention"),
             dtype=policy,
             name="attention",
         )
@@ -79,11 +79,12 @@ class TransformerDecoder(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, dtype=policy, name="ffn_norm"
         )
         self.ffn_hidden = keras.layers.Dense(
-            self.d_ff, kernel_initializer=clone_initializer(self.kernel_initializer),
+            self.d_ff, kernel_initializer=clone_initializer(self.kernel_initializer, "ffn_hidden"),
             dtype=policy, name="ffn_hidden",
         )
         self.ffn_output = keras.layers.Dense(
-            width, kernel_initializer=clone_initializer(self.output_kernel_initializer), dtype=policy,
+            width, kernel_initializer=clone_initializer(self.output_kernel_initializer, "ffn_output"),
+            dtype=policy,
             name="ffn_output",
         )
         self.residual_dropout = HashedDropout(self.dropout, dtype=policy, name="residual_dropout")

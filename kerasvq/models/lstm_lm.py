@@ -33,10 +33,11 @@ def _initializers(initialization, units):
     )
 
 
-def _fresh(arguments):
-    """`arguments` with every initializer replaced by its own clone."""
+def _fresh(arguments, name):
+    """`arguments` of the layer `name` with every initializer replaced by its own clone."""
     return {
-        key: clone_initializer(value) if isinstance(value, keras.initializers.Initializer) else value
+        key: clone_initializer(value, f"{name}/{key}")
+        if isinstance(value, keras.initializers.Initializer) else value
         for key, value in arguments.items()
     }
 
@@ -82,14 +83,14 @@ class LSTMLM(UntrackedFitState, keras.Model):
         policy = self.dtype_policy
         embedding_init, lstm_init, head_init = _initializers(self.initialization, self.units)
         self.token_embedding = TokenEmbedding(
-            self.vocab_size, self.units, dtype=policy, name="token_embedding", **_fresh(embedding_init)
+            self.vocab_size, self.units, dtype=policy, name="token_embedding", **_fresh(embedding_init, "token_embedding")
         )
         self.token_embedding.build((None, None))
         self.lstms = []
         for i in range(self.num_layers):
             lstm = keras.layers.LSTM(
                 self.units, return_sequences=True, return_state=True, dtype=policy, name=f"lstm_{i}",
-                **_fresh(lstm_init),
+                **_fresh(lstm_init, f"lstm_{i}"),
             )
             lstm.build((None, None, self.units))
             self.lstms.append(lstm)
@@ -97,7 +98,7 @@ class LSTMLM(UntrackedFitState, keras.Model):
         self.output_head = None
         if not self.tie_embeddings:
             self.output_head = keras.layers.Dense(self.vocab_size, dtype=policy, name="output_head",
-                                                  **_fresh(head_init))
+                                                  **_fresh(head_init, "output_head"))
             self.output_head.build((None, None, self.units))
         self.built = True
 

@@ -99,17 +99,18 @@ class TransformerLM(UntrackedFitState, keras.Model):
         # Templates only: each layer below gets its own clone (and clones it per weight).
         normal = keras.initializers.RandomNormal(stddev=0.02)
         residual = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
-        init = lambda: clone_initializer(normal)  # noqa: E731
-        residual_init = lambda: clone_initializer(residual)  # noqa: E731
+        init = lambda name: clone_initializer(normal, name)  # noqa: E731
+        residual_init = lambda name: clone_initializer(residual, name)  # noqa: E731
         self.token_embedding = TokenEmbedding(
-            self.vocab_size, self.d_model, embeddings_initializer=init(), dtype=policy,
+            self.vocab_size, self.d_model, embeddings_initializer=init("token_embedding"), dtype=policy,
             name="token_embedding",
         )
         self.token_embedding.build((None, None))
         self.position_embedding = None
         if self.positions == "learned":
             self.position_embedding = keras.layers.Embedding(
-                self.seq_len, self.d_model, embeddings_initializer=init(), dtype=policy,
+                self.seq_len, self.d_model, embeddings_initializer=init("position_embedding"),
+                dtype=policy,
                 name="position_embedding",
             )
             self.position_embedding.build((None,))
@@ -129,8 +130,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
                 dropout=self.dropout,
                 rotary=self.positions == "rotary",
                 approximate_gelu=self.approximate_gelu,
-                kernel_initializer=init(),
-                output_kernel_initializer=residual_init(),
+                kernel_initializer=init(f"block_{i}"),
+                output_kernel_initializer=residual_init(f"block_{i}"),
                 dtype=policy,
                 name=f"block_{i}",
             )
@@ -144,8 +145,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
         self.output_head = None
         if not self.tie_embeddings:
             self.output_head = keras.layers.Dense(
-                self.vocab_size, use_bias=False, kernel_initializer=init(), dtype=policy,
-                name="output_head",
+                self.vocab_size, use_bias=False, kernel_initializer=init("output_head"),
+                dtype=policy, name="output_head",
             )
             self.output_head.build((None, None, self.d_model))
         self.built = True
@@ -159,8 +160,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
             d_ff=self.d_ff,
             ffn=self.ffn,
             dropout=self.dropout,
-            kernel_initializer=init(),
-            output_kernel_initializer=residual_init(),
+            kernel_initializer=init(f"block_{index}"),
+            output_kernel_initializer=residual_init(f"block_{index}"),
             dtype=self.dtype_policy,
             name=f"block_{index}",
             **options,
