@@ -79,6 +79,19 @@ class LSTMLM(UntrackedFitState, keras.Model):
         self.tie_embeddings = tie_embeddings
         self.initialization = initialization
 
+    @property
+    def recurrent_dtype(self):
+        """The LSTM layers' policy: float32 when the model computes in bfloat16.
+
+        cuDNN's LSTM kernels take no bfloat16 (JAX's GPU path stops with "Unknown output
+        type bfloat16"), and a bfloat16 cell state loses the small updates it accumulates over
+        a long window, so the recurrence runs in float32 and only the embedding and the
+        vocabulary projection use bfloat16.
+        """
+        if self.dtype_policy.compute_dtype == "bfloat16":
+            return "float32"
+        return self.dtype_policy
+
     def build(self, input_shape=None):
         policy = self.dtype_policy
         embedding_init, lstm_init, head_init = _initializers(self.initialization, self.units)
@@ -89,7 +102,8 @@ class LSTMLM(UntrackedFitState, keras.Model):
         self.lstms = []
         for i in range(self.num_layers):
             lstm = keras.layers.LSTM(
-                self.units, return_sequences=True, return_state=True, dtype=policy, name=f"lstm_{i}",
+                self.units, return_sequences=True, return_state=True, dtype=self.recurrent_dtype,
+                name=f"lstm_{i}",
                 **_fresh(lstm_init, f"lstm_{i}"),
             )
             lstm.build((None, None, self.units))
@@ -123,7 +137,7 @@ class LSTMLM(UntrackedFitState, keras.Model):
         """Zero recurrent state: (layers, 2 (h, c), batch, units). `max_length` is unused."""
         if not self.built:
             self.build()
-        return ops.zeros((self.num_layers, 2, batch_size, self.units), dtype=self.compute_dtype)
+        return ops.zeros((self.num_layers, 2, batch_size, self.units), dtype=self.lstms[0].compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Continues from the recurrent state `cache`; returns (logits, new state)."""
