@@ -4,6 +4,7 @@ models trained in seconds through the real training path on real pt-BR text."""
 import json
 import math
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -211,3 +212,93 @@ def test_comparison_reads_earlier_evaluations_from_folders(records, tmp_path):
     shutil.copy(tmp_path / "first" / "results_tiny-v4.json", tmp_path / "partial")
     with pytest.raises(UserError, match="main.keras"):
         gather_evaluations([("tiny-v4", missing)], [tmp_path / "partial"], PROMPTS)
+
+
+SCRIPT_VERBS = {"evaluate_lm.py": "evaluate", "generate_samples.py": "sample", "compare_versions.py": "compare",
+                "report.py": "report", "plot_attention.py": "attention", "evaluate_vqvae.py": "vqvae evaluate"}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_VERBS))
+def test_analysis_script_is_its_verb(script):
+    """Each analysis script hands its arguments to `kerasvq <verb>`: the usage line is the verb's."""
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / script), "--help"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: kerasvq {SCRIPT_VERBS[script]} ")
+
+
+def _tree(folder: Path) -> dict:
+    """{relative path: content} with what differs run to run taken out: the `created` stamps of
+    the JSON files and the "Generated <time>" line of the report."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = str(path.relative_to(folder))
+        if path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data.pop("created", None)
+            out[name] = data
+        elif path.suffix == ".md":
+            out[name] = [line for line in path.read_text(encoding="utf-8").splitlines()
+                         if not line.startswith("Generated ")]
+        else:
+            out[name] = path.read_bytes()
+    return out
+
+
+def test_verbs_write_what_the_scripts_write(trained_runs, tmp_path, monkeypatch, capsys):
+    """`kerasvq evaluate|sample|compare|report|attention` on the tiny models, and the analysis
+    scripts with the same arguments, write the same files and print the same lines."""
+    from kerasvq import cli
+
+    home = trained_runs["tiny-v5"].parents[3]
+    monkeypatch.setenv("KERASVQ_HOME", str(home))
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"schema_version": 1, "models": {
+        name: {"path": f"versions/{name}/models/main.keras", "label": name.removeprefix("tiny-")}
+        for name in trained_runs}}))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# three prompts\n" + "\n".join(PROMPTS) + "\n", encoding="utf-8")
+    common = ["--registry", str(registry)]
+
+    def steps(out: Path):
+        return [
+            ("evaluate_lm.py", ["--model", "tiny-v5", "--output", f"{out}/results_tiny-v5.json", "--max-tokens", "2000"]),
+            ("generate_samples.py", ["--model-key", "tiny-v5", "--output", f"{out}/samples_tiny-v5.json",
+                                     "--prompts", str(prompts), "--max-new-tokens", "6", "--seed", "7"]),
+            # tiny-v5 is read from the two files above, tiny-v4 is evaluated and sampled here.
+            ("compare_versions.py", ["--model-keys", "tiny-v4", "tiny-v5", "--output-dir", f"{out}/compare",
+                                     "--reuse", str(out), "--prompts", str(prompts), "--max-new-tokens", "6",
+                                     "--max-tokens", "2000"]),
+            ("report.py", ["--comparison", f"{out}/compare/comparison.json", "--output-dir", f"{out}/report",
+                           "--attention-model", "tiny-v5", "--title", "Tiny"]),
+            ("plot_attention.py", ["--model", "tiny-v5", "--prompt", PROMPTS[1], "--output-dir", f"{out}/attention"]),
+        ]
+
+    monkeypatch.syspath_prepend(str(ROOT / "analysis"))
+    printed = {}
+    for way in ("script", "verb"):
+        out = tmp_path / way
+        for script, argv in steps(out):
+            if way == "verb":
+                assert cli.main([*SCRIPT_VERBS[script].split(), *argv, *common]) == 0
+            else:
+                monkeypatch.setattr(sys, "argv", [str(ROOT / "analysis" / script), *argv, *common])
+                with pytest.raises(SystemExit) as exited:
+                    runpy.run_path(str(ROOT / "analysis" / script), run_name="__main__")
+                assert exited.value.code == 0
+        printed[way] = capsys.readouterr().out.replace(str(out), "<out>")
+
+    script_files, verb_files = _tree(tmp_path / "script"), _tree(tmp_path / "verb")
+    assert sorted(verb_files) == sorted(script_files)
+    assert {"results_tiny-v5.json", "samples_tiny-v5.json", "compare/comparison.json", "compare/comparison.md",
+            "compare/results_tiny-v4.json", "compare/samples_tiny-v4.json", "report/report.md",
+            "report/lm_metrics.png", "report/attention_tiny-v5_layer1.png",
+            "attention/attention_tiny-v5_layer0.png"} <= set(verb_files)
+    for name in script_files:
+        assert verb_files[name] == script_files[name], name
+    assert printed["verb"] == printed["script"]
+    assert "wrote <out>/compare/comparison.md" in printed["verb"]
+    assert verb_files["samples_tiny-v5.json"]["settings"]["sampled"]["seed"] == 7
+    assert verb_files["compare/comparison.json"]["same_data"]
+    assert verb_files["compare/samples_tiny-v5.json"] == verb_files["samples_tiny-v5.json"]
+    assert verb_files["compare/samples_tiny-v4.json"]["settings"]["sampled"]["seed"] == 1337

@@ -50,8 +50,10 @@ def check_lm(result, replicas):
     one, many = result["lm_none"], result["lm_data_parallel"]
     assert many["distribution"]["replicas"] == replicas
     assert many["distribution"]["per_device_batch"] * replicas == many["distribution"]["global_batch"] == 16
-    # Dropout is 0, so the same global batches give the same losses (float summation order aside).
-    np.testing.assert_allclose(many["losses"], one["losses"], rtol=2e-5)
+    # Dropout is 0, so the same global batches give the same losses, float summation order
+    # aside: Adam's first steps (≈ lr·sign(g)) turn last-bit gradient differences into
+    # differences of order 1e-5 of the loss by the fourth step.
+    np.testing.assert_allclose(many["losses"], one["losses"], rtol=1e-4)
     assert len(one["losses"]) == 4 and one["losses"][-1] < one["losses"][0]
     # Validation uses a multiple of `replicas` windows: a few windows fewer at most.
     assert abs(many["val_loss"] - one["val_loss"]) < 1e-3

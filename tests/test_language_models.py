@@ -135,3 +135,18 @@ def test_lstm_starts_like_pytorch_unless_asked_for_keras_defaults():
     assert LSTMLM.from_config(torch_like.get_config()).initialization == "pytorch"
     with pytest.raises(ValueError, match="initialization"):
         LSTMLM(vocab_size=300, seq_len=16, initialization="xavier")
+
+
+def test_lstm_recurrence_runs_in_float32_under_mixed_bfloat16():
+    # cuDNN has no bfloat16 LSTM (JAX's GPU path raised "Unknown output type bfloat16"), so the
+    # recurrence keeps float32 while the embedding and the head compute in bfloat16; the cache
+    # carries the recurrence's dtype so a generation loop's state keeps one dtype.
+    model = LSTMLM(vocab_size=97, seq_len=24, units=16, num_layers=2, dropout=0.0, dtype="mixed_bfloat16")
+    x = tokens(length=6)
+    logits = model(x)
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert [lstm.compute_dtype for lstm in model.lstms] == ["float32", "float32"]
+    assert model.token_embedding.compute_dtype == "bfloat16"
+    state = model.init_cache(2)
+    _, new_state = model.call_with_cache(x, state, 0)
+    assert keras.backend.standardize_dtype(new_state.dtype) == keras.backend.standardize_dtype(state.dtype) == "float32"

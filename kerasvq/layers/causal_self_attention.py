@@ -14,6 +14,7 @@ Example:
 import keras
 from keras import ops
 
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.rotary_embedding import RotaryEmbedding
 
 
@@ -27,7 +28,8 @@ class CausalSelfAttention(keras.layers.Layer):
         use_bias: biases in the QKV and output projections.
         rotary: apply rotary position embeddings to queries and keys.
         rope_max_wavelength: RoPE base.
-        kernel_initializer / output_kernel_initializer: for the QKV and output projections.
+        kernel_initializer / output_kernel_initializer: for the QKV and output projections;
+            each projection gets its own clone (`clone_initializer`), so they never start equal.
     """
 
     def __init__(
@@ -63,7 +65,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.qkv_dense = keras.layers.Dense(
             qkv_width,
             use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer, "qkv"),
             dtype=self.dtype_policy,
             name="qkv",
         )
@@ -71,7 +73,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(
             width,
             use_bias=self.use_bias,
-            kernel_initializer=self.output_kernel_initializer,
+            kernel_initializer=clone_initializer(self.output_kernel_initializer, "output"),
             dtype=self.dtype_policy,
             name="output",
         )

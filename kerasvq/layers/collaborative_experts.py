@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers import moe_losses
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.swiglu import SwiGLU, expert_initializers
 
 
@@ -96,56 +97,64 @@ class CollaborativeExperts(keras.layers.Layer):
         d = input_shape[-1]
         if d % self.num_heads:
             raise ValueError(f"model width {d} is not divisible by num_heads {self.num_heads}")
-        init = lambda: keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
-        output_init = lambda: keras.initializers.get(
-            keras.initializers.serialize(self.output_kernel_initializer)
-        )
+        init = lambda name: clone_initializer(self.kernel_initializer, name)  # noqa: E731
+        output_init = lambda name: clone_initializer(self.output_kernel_initializer, name)  # noqa: E731
         policy = self.dtype_policy
         self.experts = SwiGLU(
             self.hidden_dim,
             num_experts=self.num_experts,
             dropout=self.dropout,
-            kernel_initializer=init(),
-            output_kernel_initializer=output_init(),
+            kernel_initializer=init("experts"),
+            output_kernel_initializer=output_init("experts"),
             dtype=policy,
             name="experts",
         )
         self.experts.build((None, d))
 
-        def attention(name):
+        def attention(name, length):
+            initializer = init(name)
             layer = keras.layers.MultiHeadAttention(
                 self.num_heads,
                 d // self.num_heads,
                 dropout=self.dropout,
-                kernel_initializer=init(),
+                kernel_initializer=initializer,
                 dtype=policy,
                 name=name,
             )
+            layer.build((None, length, d), (None, length, d))
+            if isinstance(initializer.get_config().get("seed"), int):
+                # MultiHeadAttention rebuilds its initializer from the config for each of its
+                # projections, so an int seed would start query, key, value and output equal.
+                for part in ("query", "key", "value", "output"):
+                    kernel = getattr(layer, f"_{part}_dense").kernel
+                    kernel.assign(clone_initializer(initializer, part)(kernel.shape, kernel.dtype))
             return layer
 
-        self.router_attention = attention("router_attention")
-        self.router_attention.build((None, self.num_experts, d), (None, self.num_experts, d))
+        self.router_attention = attention("router_attention", self.num_experts)
         self.router_norm = keras.layers.RMSNormalization(epsilon=1e-5, dtype=policy, name="router_norm")
         self.router_norm.build((None, self.num_experts, d))
         # The router runs in float32 whatever the policy: its logits pick the experts.
         self.router = keras.layers.Dense(
-            self.num_experts, kernel_initializer=init(), dtype="float32", name="router"
+            self.num_experts, kernel_initializer=init("router"), dtype="float32", name="router"
         )
         self.router.build((None, d))
 
-        self.fusion_attention = attention("fusion_attention")
-        self.fusion_attention.build((None, self.top_k, d), (None, self.top_k, d))
+        self.fusion_attention = attention("fusion_attention", self.top_k)
         self.fusion_norm = keras.layers.RMSNormalization(epsilon=1e-5, dtype=policy, name="fusion_norm")
         self.fusion_norm.build((None, self.top_k, d))
         self.refine_in = keras.layers.Dense(
-            2 * d, activation="relu", kernel_initializer=init(), dtype=policy, name="refine_in"
+            2 * d, activation="relu", kernel_initializer=init("refine_in"), dtype=policy,
+            name="refine_in",
         )
         self.refine_in.build((None, self.top_k, d))
         self.refine_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
-        self.refine_out = keras.layers.Dense(d, kernel_initializer=init(), dtype=policy, name="refine_out")
+        self.refine_out = keras.layers.Dense(
+            d, kernel_initializer=init("refine_out"), dtype=policy, name="refine_out"
+        )
         self.refine_out.build((None, self.top_k, 2 * d))
         self.output_projection = keras.layers.Dense(
-            d, use_bias=False, kernel_initializer=output_init(), dtype=policy, name="output_projection"
+            d, use_bias=False, kernel_initializer=output_init("output_projection"), dtype=policy,
+            name="output_projection",
         )
         self.output_projection.build((None, d))
 

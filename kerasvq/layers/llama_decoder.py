@@ -4,6 +4,7 @@ import keras
 
 from kerasvq.layers.causal_self_attention import CausalSelfAttention
 from kerasvq.layers.collaborative_experts import CollaborativeExperts
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.swiglu import SwiGLU
 from kerasvq.layers.top_k_moe import TopKMoE
 
@@ -32,7 +33,8 @@ class LlamaDecoder(keras.layers.Layer):
         capacity_factor, eval_capacity_factor: top-k MoE dispatch capacity (None: dropless).
         dropout: residual dropout (and dropout inside the expert layers).
         rope_max_wavelength: RoPE base.
-        kernel_initializer, output_kernel_initializer: every kernel / residual output kernels.
+        kernel_initializer, output_kernel_initializer: every kernel / residual output kernels
+            (default N(0, 0.02) / the kernel's); each sub-layer gets its own clones.
 
     Example:
         >>> block = LlamaDecoder(num_heads=4, num_kv_heads=2, d_ff=64, ffn="moc", num_experts=4)
@@ -88,13 +90,11 @@ class LlamaDecoder(keras.layers.Layer):
             output_kernel_initializer or keras.initializers.serialize(self.kernel_initializer)
         )
 
-    def _initializers(self):
-        serialize = keras.initializers.serialize
+    def _initializers(self, name):
+        """Fresh clones for the sub-layer `name`, which clones them again per weight."""
         return {
-            "kernel_initializer": keras.initializers.get(serialize(self.kernel_initializer)),
-            "output_kernel_initializer": keras.initializers.get(
-                serialize(self.output_kernel_initializer)
-            ),
+            "kernel_initializer": clone_initializer(self.kernel_initializer, name),
+            "output_kernel_initializer": clone_initializer(self.output_kernel_initializer, name),
         }
 
     def build(self, input_shape):
@@ -110,13 +110,15 @@ class LlamaDecoder(keras.layers.Layer):
             rope_max_wavelength=self.rope_max_wavelength,
             dtype=policy,
             name="attention",
-            **self._initializers(),
+            **self._initializers("attention"),
         )
         self.ffn_norm = keras.layers.RMSNormalization(
             epsilon=self.norm_epsilon, dtype=policy, name="ffn_norm"
         )
         if self.ffn == "dense":
-            self.feed_forward = SwiGLU(self.d_ff, dtype=policy, name="feed_forward", **self._initializers())
+            self.feed_forward = SwiGLU(
+                self.d_ff, dtype=policy, name="feed_forward", **self._initializers("feed_forward")
+            )
         elif self.ffn == "moe":
             self.feed_forward = TopKMoE(
                 self.num_experts,
@@ -129,7 +131,7 @@ class LlamaDecoder(keras.layers.Layer):
                 dropout=self.dropout,
                 dtype=policy,
                 name="feed_forward",
-                **self._initializers(),
+                **self._initializers("feed_forward"),
             )
         else:
             self.feed_forward = CollaborativeExperts(
@@ -144,7 +146,7 @@ class LlamaDecoder(keras.layers.Layer):
                 dropout=self.dropout,
                 dtype=policy,
                 name="feed_forward",
-                **self._initializers(),
+                **self._initializers("feed_forward"),
             )
         self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         for layer in (self.attention_norm, self.attention, self.ffn_norm, self.feed_forward):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasvq.layers.initializers import clone_initializer
+
 _LETTERS = "abcghijklmnopqrstuvwxyz"  # not d, e, f: used below
 
 
@@ -37,7 +39,8 @@ class SwiGLU(keras.layers.Layer):
         dropout: dropout on the output, in training only.
         kernel_initializer: initializer of the input kernel (default N(0, 0.02)).
         output_kernel_initializer: initializer of the down-projection (residual output)
-            kernel; defaults to `kernel_initializer`.
+            kernel; defaults to `kernel_initializer`. Each kernel gets its own clone
+            (`clone_initializer`), so the two never start equal.
 
     Example:
         >>> SwiGLU(64)(keras.ops.ones((2, 5, 16))).shape
@@ -69,12 +72,12 @@ class SwiGLU(keras.layers.Layer):
         self.gate_up_kernel = self.add_weight(
             name="gate_up_kernel",
             shape=lead + (d, 2 * self.hidden_dim),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer, "gate_up_kernel"),
         )
         self.down_kernel = self.add_weight(
             name="down_kernel",
             shape=lead + (self.hidden_dim, d),
-            initializer=self.output_kernel_initializer,
+            initializer=clone_initializer(self.output_kernel_initializer, "down_kernel"),
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 

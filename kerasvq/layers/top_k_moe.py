@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from kerasvq.layers import moe_losses
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.swiglu import SwiGLU, expert_initializers
 
 
@@ -89,7 +90,7 @@ class TopKMoE(keras.layers.Layer):
         self.router = keras.layers.Dense(
             self.num_experts,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer, "router"),
             dtype="float32",
             name="router",
         )
@@ -98,8 +99,8 @@ class TopKMoE(keras.layers.Layer):
             self.hidden_dim,
             num_experts=self.num_experts,
             dropout=self.dropout,
-            kernel_initializer=self.kernel_initializer,
-            output_kernel_initializer=self.output_kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer, "experts"),
+            output_kernel_initializer=clone_initializer(self.output_kernel_initializer, "experts"),
             dtype=self.dtype_policy,
             name="experts",
         )

@@ -11,6 +11,7 @@ from keras import ops
 
 from kerasvq.layers.causal_self_attention import CausalSelfAttention
 from kerasvq.layers.hashed_dropout import HashedDropout
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 from kerasvq.layers.tanh_gelu import tanh_gelu
 
@@ -34,6 +35,7 @@ class TransformerDecoder(keras.layers.Layer):
         kernel_initializer: for every kernel but the two residual output projections.
         output_kernel_initializer: for the residual output projections (GPT-2 scales it
             down with depth so the residual stream's variance stays bounded).
+        Every kernel gets its own clone of its initializer (`clone_initializer`).
     """
 
     def __init__(
@@ -67,8 +69,8 @@ class TransformerDecoder(keras.layers.Layer):
         self.attention = CausalSelfAttention(
             self.num_heads,
             rotary=self.rotary,
-            kernel_initializer=self.kernel_initializer,
-            output_kernel_initializer=self.output_kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer, "attention"),
+            output_kernel_initializer=clone_initializer(self.output_kernel_initializer, "attention"),
             dtype=policy,
             name="attention",
         )
@@ -76,11 +78,13 @@ class TransformerDecoder(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, dtype=policy, name="ffn_norm"
         )
         self.ffn_hidden = keras.layers.Dense(
-            self.d_ff, kernel_initializer=self.kernel_initializer,
+            self.d_ff, kernel_initializer=clone_initializer(self.kernel_initializer, "ffn_hidden"),
             dtype=policy, name="ffn_hidden",
         )
         self.ffn_output = keras.layers.Dense(
-            width, kernel_initializer=self.output_kernel_initializer, dtype=policy, name="ffn_output"
+            width, kernel_initializer=clone_initializer(self.output_kernel_initializer, "ffn_output"),
+            dtype=policy,
+            name="ffn_output",
         )
         self.residual_dropout = HashedDropout(self.dropout, dtype=policy, name="residual_dropout")
         for layer in (self.attention_norm, self.attention, self.ffn_norm, self.ffn_hidden):

@@ -10,6 +10,7 @@ Example:
 import keras
 from keras import ops
 
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.token_embedding import TokenEmbedding
 from kerasvq.models.untracked_fit_state import UntrackedFitState
 
@@ -18,17 +19,27 @@ INITIALIZATIONS = ("pytorch", "keras")
 
 
 def _initializers(initialization, units):
-    """Keyword arguments for the embedding, the LSTM layers and the output head."""
+    """Keyword arguments for the embedding, the LSTM layers and the output head, as templates:
+    `_fresh` gives each layer its own clones, so no two weights share a draw."""
     if initialization == "keras":
         return {}, {}, {}
     bound = 1.0 / units**0.5
-    uniform = lambda: keras.initializers.RandomUniform(-bound, bound)  # noqa: E731
+    uniform = keras.initializers.RandomUniform(-bound, bound)
     return (
         {"embeddings_initializer": keras.initializers.RandomNormal(stddev=1.0)},
-        {"kernel_initializer": uniform(), "recurrent_initializer": uniform(),
-         "bias_initializer": uniform(), "unit_forget_bias": False},
-        {"kernel_initializer": uniform(), "bias_initializer": uniform()},
+        {"kernel_initializer": uniform, "recurrent_initializer": uniform,
+         "bias_initializer": uniform, "unit_forget_bias": False},
+        {"kernel_initializer": uniform, "bias_initializer": uniform},
     )
+
+
+def _fresh(arguments, name):
+    """`arguments` of the layer `name` with every initializer replaced by its own clone."""
+    return {
+        key: clone_initializer(value, f"{name}/{key}")
+        if isinstance(value, keras.initializers.Initializer) else value
+        for key, value in arguments.items()
+    }
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
@@ -51,7 +62,9 @@ class LSTMLM(UntrackedFitState, keras.Model):
             (embedding U(±0.05), Glorot/orthogonal LSTM weights, forget-gate bias 1).
             With the v4 recipe (2 epochs) on the default corpus "pytorch" reached a clearly
             lower val bits/byte than "keras" (docs/results.md): the small Keras embedding
-            gives the LSTM almost no input signal early in a short run.
+            gives the LSTM almost no input signal early in a short run. ("pytorch" was
+            measured before each LSTM layer got its own draw, when the layers started as
+            copies.)
     """
 
     def __init__(self, vocab_size, seq_len, units=512, num_layers=2, dropout=0.1,
@@ -67,18 +80,32 @@ class LSTMLM(UntrackedFitState, keras.Model):
         self.tie_embeddings = tie_embeddings
         self.initialization = initialization
 
+    @property
+    def recurrent_dtype(self):
+        """The LSTM layers' policy: float32 when the model computes in bfloat16.
+
+        cuDNN's LSTM kernels take no bfloat16 (JAX's GPU path stops with "Unknown output
+        type bfloat16"), and a bfloat16 cell state loses the small updates it accumulates over
+        a long window, so the recurrence runs in float32 and only the embedding and the
+        vocabulary projection use bfloat16.
+        """
+        if self.dtype_policy.compute_dtype == "bfloat16":
+            return "float32"
+        return self.dtype_policy
+
     def build(self, input_shape=None):
         policy = self.dtype_policy
         embedding_init, lstm_init, head_init = _initializers(self.initialization, self.units)
         self.token_embedding = TokenEmbedding(
-            self.vocab_size, self.units, dtype=policy, name="token_embedding", **embedding_init
+            self.vocab_size, self.units, dtype=policy, name="token_embedding", **_fresh(embedding_init, "token_embedding")
         )
         self.token_embedding.build((None, None))
         self.lstms = []
         for i in range(self.num_layers):
             lstm = keras.layers.LSTM(
-                self.units, return_sequences=True, return_state=True, dtype=policy, name=f"lstm_{i}",
-                **lstm_init,
+                self.units, return_sequences=True, return_state=True, dtype=self.recurrent_dtype,
+                name=f"lstm_{i}",
+                **_fresh(lstm_init, f"lstm_{i}"),
             )
             lstm.build((None, None, self.units))
             self.lstms.append(lstm)
@@ -86,7 +113,7 @@ class LSTMLM(UntrackedFitState, keras.Model):
         self.output_head = None
         if not self.tie_embeddings:
             self.output_head = keras.layers.Dense(self.vocab_size, dtype=policy, name="output_head",
-                                                  **head_init)
+                                                  **_fresh(head_init, "output_head"))
             self.output_head.build((None, None, self.units))
         self.built = True
 
@@ -111,7 +138,7 @@ class LSTMLM(UntrackedFitState, keras.Model):
         """Zero recurrent state: (layers, 2 (h, c), batch, units). `max_length` is unused."""
         if not self.built:
             self.build()
-        return ops.zeros((self.num_layers, 2, batch_size, self.units), dtype=self.compute_dtype)
+        return ops.zeros((self.num_layers, 2, batch_size, self.units), dtype=self.lstms[0].compute_dtype)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Continues from the recurrent state `cache`; returns (logits, new state)."""

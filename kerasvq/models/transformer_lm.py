@@ -15,6 +15,7 @@ from keras import ops
 
 from kerasvq.kernels.decode_weights import BlockWeights, DecodeWeights, DenseWeights, NormWeights
 from kerasvq.layers.hashed_dropout import HashedDropout
+from kerasvq.layers.initializers import clone_initializer
 from kerasvq.layers.llama_decoder import LlamaDecoder
 from kerasvq.layers.one_pass_layer_normalization import OnePassLayerNormalization
 from kerasvq.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
@@ -28,7 +29,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
     """Token embedding (+ positions) → decoder blocks → LayerNorm → vocabulary logits.
 
     Inputs longer than `seq_len` are rejected, never truncated. Weights follow GPT-2's
-    initialization: normal(0, 0.02), residual output projections scaled by 1/sqrt(2·layers).
+    initialization: normal(0, 0.02), residual output projections scaled by 1/sqrt(2·layers);
+    every weight is its own draw (`clone_initializer`), fixed by `keras.utils.set_random_seed`.
 
     Args:
         vocab_size: tokenizer vocabulary size.
@@ -95,17 +97,21 @@ class TransformerLM(UntrackedFitState, keras.Model):
 
     def build(self, input_shape=None):
         policy = self.dtype_policy
-        init = keras.initializers.RandomNormal(stddev=0.02)
-        residual_init = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
+        # Templates only: each layer below gets its own clone (and clones it per weight).
+        normal = keras.initializers.RandomNormal(stddev=0.02)
+        residual = keras.initializers.RandomNormal(stddev=0.02 / math.sqrt(2 * self.num_layers))
+        init = lambda name: clone_initializer(normal, name)  # noqa: E731
+        residual_init = lambda name: clone_initializer(residual, name)  # noqa: E731
         self.token_embedding = TokenEmbedding(
-            self.vocab_size, self.d_model, embeddings_initializer=init, dtype=policy,
+            self.vocab_size, self.d_model, embeddings_initializer=init("token_embedding"), dtype=policy,
             name="token_embedding",
         )
         self.token_embedding.build((None, None))
         self.position_embedding = None
         if self.positions == "learned":
             self.position_embedding = keras.layers.Embedding(
-                self.seq_len, self.d_model, embeddings_initializer=init, dtype=policy,
+                self.seq_len, self.d_model, embeddings_initializer=init("position_embedding"),
+                dtype=policy,
                 name="position_embedding",
             )
             self.position_embedding.build((None,))
@@ -125,8 +131,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
                 dropout=self.dropout,
                 rotary=self.positions == "rotary",
                 approximate_gelu=self.approximate_gelu,
-                kernel_initializer=init,
-                output_kernel_initializer=residual_init,
+                kernel_initializer=init(f"block_{i}"),
+                output_kernel_initializer=residual_init(f"block_{i}"),
                 dtype=policy,
                 name=f"block_{i}",
             )
@@ -140,8 +146,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
         self.output_head = None
         if not self.tie_embeddings:
             self.output_head = keras.layers.Dense(
-                self.vocab_size, use_bias=False, kernel_initializer=init, dtype=policy,
-                name="output_head",
+                self.vocab_size, use_bias=False, kernel_initializer=init("output_head"),
+                dtype=policy, name="output_head",
             )
             self.output_head.build((None, None, self.d_model))
         self.built = True
@@ -155,8 +161,8 @@ class TransformerLM(UntrackedFitState, keras.Model):
             d_ff=self.d_ff,
             ffn=self.ffn,
             dropout=self.dropout,
-            kernel_initializer=init,
-            output_kernel_initializer=residual_init,
+            kernel_initializer=init(f"block_{index}"),
+            output_kernel_initializer=residual_init(f"block_{index}"),
             dtype=self.dtype_policy,
             name=f"block_{index}",
             **options,
