@@ -134,6 +134,12 @@ def _aside(path: Path) -> Path:
     return path.with_name(f".{path.name}.replaced")
 
 
+def _seed_states(model) -> list:
+    """The model's `SeedGenerator` states (dropout and other random layers), which Keras
+    leaves out of saved weights; without them a resumed run draws other random numbers."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 def _stateful(callbacks):
     """Callbacks that carry state across epochs (`run_state()` / `restore_run_state()`)."""
     return {f"{type(c).__name__}_{i}": c for i, c in enumerate(callbacks)
@@ -297,6 +303,10 @@ class Run:
                 if model.optimizer is not None and not model.optimizer.built:
                     model.optimizer.build(model.trainable_variables)
                 model.load_weights(folder / "weights.weights.h5")
+                seeds = _seed_states(model)
+                if len(seeds) == len(state.get("seed_generators", [])):
+                    for variable, value in zip(seeds, state["seed_generators"]):
+                        variable.assign(np.asarray(value, dtype=variable.dtype))
             except Exception as e:  # a damaged generation: fall back to the one before
                 self.log(f"{folder}: unreadable checkpoint ({' '.join(str(e).split())[:120]}); "
                          "trying the one before")
@@ -309,6 +319,8 @@ class Run:
     def _commit(self, model, state: dict):
         """Writes generation `state['epoch']` atomically and keeps the two newest."""
         backup, epoch = self.files.backup, state["epoch"]
+        state = dict(state, seed_generators=[
+            keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(model)])
         backup.mkdir(parents=True, exist_ok=True)
         final = backup / f"epoch-{epoch:05d}"
         tmp = Path(tempfile.mkdtemp(dir=backup, prefix=f".epoch-{epoch:05d}."))

@@ -177,6 +177,7 @@ def _build_and_fit(cfg, run, paths, data, resolved, verbose, extra_callbacks, lo
     if verbose is None:  # a progress bar for terminals, one line per epoch for log files
         verbose = 1 if sys.stdout.isatty() else 2
     initial_epoch = run.restore(model)
+    train_batches.set_epoch(initial_epoch)
     budget = [WallClockBudget(budget_minutes, steps["total_steps"], log)] if budget_minutes else []
     state = run.callback(history, monitor="val_loss", patience=t.early_stopping_patience,
                          datasets=[train_batches])
