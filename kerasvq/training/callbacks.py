@@ -114,6 +114,7 @@ class HistoryWriter(keras.callbacks.Callback):
         self.tokens_per_step = tokens_per_step
         self.bits_per_byte_factor = bits_per_byte_factor
         self.epochs = []  # set by the lifecycle from the restored checkpoint
+        self.on_write = None  # called with the epochs after every write (e.g. a CSV copy)
 
     def on_train_begin(self, logs=None):
         self.write("running")
@@ -144,6 +145,8 @@ class HistoryWriter(keras.callbacks.Callback):
         from kerasvq.training.lifecycle import write_json
 
         write_json(self.path, {**self.header, "status": status, **extra, "epochs": self.epochs})
+        if self.on_write is not None:
+            self.on_write(self.epochs)
 
 
 class StopAtStep(StepCounter):

@@ -155,17 +155,19 @@ class Run:
         allow_finished: continue a finished run (its last generation) instead of refusing.
         keep_backup: keep the last generation when the run finishes (so it can be continued).
         refuse_hint: what the refusal message tells the user to do.
+        refusal: the whole refusal message after the model path (instead of the default).
         log: where progress lines go.
     """
 
     def __init__(self, files: RunFiles, overwrite: bool = False, allow_finished: bool = False,
                  keep_backup: bool = False,
-                 refuse_hint: str = "pass --overwrite or choose another --run-name", log=print):
+                 refuse_hint: str = "pass --overwrite or choose another --run-name", refusal=None,
+                 log=print):
         self.files = files
         self.overwrite = overwrite
         self.allow_finished = allow_finished
         self.keep_backup = keep_backup
-        self.refuse_hint = refuse_hint
+        self.refusal = refusal or f"{files.name} already finished; {refuse_hint}"
         self.log = log
         self._aside = []
         self.generation = None  # the restored generation's state
@@ -186,7 +188,7 @@ class Run:
         try:
             self._restore_interrupted_overwrite()
             if self.finished() and not self.allow_finished and not self.overwrite:
-                raise UserError(f"{self.files.model}: {self.files.name} already finished; {self.refuse_hint}")
+                raise UserError(f"{self.files.model}: {self.refusal}")
             for folder in sorted({p.parent for p in self.files.all()}):
                 self._check_writable(folder)
         except OSError as e:
