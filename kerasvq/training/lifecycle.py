@@ -266,7 +266,7 @@ class Run:
         return False
 
     def _disk_error(self, error: OSError) -> UserError:
-        where = Path(error.filename).parent if error.filename else self.files.model.parent
+        where = error.filename or self.files.model.parent
         gens = self._generations()
         kept = (f"kept the checkpoint of epoch {gens[0][0]} in {self.files.backup} (re-run the same "
                 "command to resume)" if gens else "no epoch had finished, nothing of this run was kept")
