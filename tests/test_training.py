@@ -184,3 +184,19 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tiny_lm_config):
     assert whole["best_epoch"] == killed["best_epoch"] == 2 and len(whole["epochs"]) == 4
     best = next(e for e in killed["epochs"] if e["epoch"] == killed["best_epoch"])
     assert _val_loss_of_saved_model(cfg, "killed") == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def test_time_budget_stops_training_and_logs_progress(tiny_lm_config):
+    from kerasvq.training.callbacks import WallClockBudget
+
+    cfg = load_lm_config(tiny_lm_config(), ["train.epochs=200", "data.max_docs=200"])
+    messages = []
+    budget = WallClockBudget(0.05, total_steps=10_000, log=messages.append, every_seconds=0.5)
+    best = train_language_model(cfg, "budget", log=lambda m: None, verbose=0, extra_callbacks=[budget],
+                                val_windows=8)
+    record = history(cfg, "budget")
+    assert record["status"] == "finished" and budget.stopped_at is not None
+    assert len(record["epochs"]) < 200 and best["epoch"] <= len(record["epochs"])
+    assert any("time budget of 0.1 min reached" in m for m in messages)
+    assert any("ETA" in m for m in messages)
+    assert record["budget"] == {"minutes": None, "val_windows": 8}
