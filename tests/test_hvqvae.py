@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kerasvq.errors import UserError
+from run_helpers import CrashAtEpoch
 
 TINY_LEVELS = [{"name": "coarse", "dim": 8, "codebook_size": 16},
                {"name": "medium", "dim": 4, "codebook_size": 32},
@@ -211,16 +212,6 @@ def test_mapping_modes_registry_auto_file(tmp_path, monkeypatch):
         load_hvqvae_config(bad)
 
 
-class _CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
-
-
 def test_killed_run_resumes_and_reproduces_the_uninterrupted_one(tmp_path, monkeypatch):
     from kerasvq.config.hvqvae import load_hvqvae_config
     from kerasvq.data.features import write_features
@@ -234,7 +225,7 @@ def test_killed_run_resumes_and_reproduces_the_uninterrupted_one(tmp_path, monke
               "model": {"levels": TINY_LEVELS[:2]},
               "train": {"epochs": 4, "batch_size": 64, "reset_every": 5, "reset_max_unused_steps": 5}}
     losses = {}
-    for name, crash in (("whole", []), ("killed", [_CrashAtEpoch(2)])):
+    for name, crash in (("whole", []), ("killed", [CrashAtEpoch(2)])):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"name": name, **config}))
         if crash:

@@ -12,6 +12,7 @@ from kerasvq.data.tokenizer import Tokenizer
 from kerasvq.errors import UserError
 from kerasvq.runs import RunPaths, load_trained_model
 from kerasvq.training.run import train_language_model
+from run_helpers import CrashAtEpoch
 
 quiet = dict(log=lambda m: None, verbose=0)
 
@@ -61,16 +62,6 @@ def test_loading_with_a_different_tokenizer_is_an_error(shared_run, tmp_path, mo
     shutil.copy(other.model_path, tokenizer_file)
     with pytest.raises(UserError, match="differs"):
         load_trained_model(paths_model)
-
-
-class CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
 
 
 class EpochRecorder(keras.callbacks.Callback):

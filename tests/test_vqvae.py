@@ -11,6 +11,7 @@ from kerasvq.config.vqvae import VQVAEConfig, load_vqvae_config
 from kerasvq.data.embeddings import EmbeddingFile, load_embeddings, split_indices
 from kerasvq.errors import UserError
 from kerasvq.models.vqvae import VQVAE
+from run_helpers import CrashAtEpoch
 
 
 def unit_rows(n=400, dim=24, seed=0):
@@ -138,16 +139,6 @@ def test_pca_initialisation_starts_as_a_rotation(residual):
     assert not again.encoder_skip.trainable
 
 
-class _CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
-
-
 def _small_config(tmp_path, epochs=3, **train):
     np.save(tmp_path / "x.npy", unit_rows(600))
     data = to_dict(VQVAEConfig())
@@ -165,7 +156,7 @@ def test_killed_run_resumes_and_reproduces_the_uninterrupted_one(tmp_path):
     cfg = _small_config(tmp_path, reset_min_usage=0.9)  # many resets: their noise must resume too
     _, whole = train_vqvae(cfg, tmp_path / "whole", verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        train_vqvae(cfg, tmp_path / "killed", verbose=0, extra_callbacks=[_CrashAtEpoch(2)])
+        train_vqvae(cfg, tmp_path / "killed", verbose=0, extra_callbacks=[CrashAtEpoch(2)])
     assert not (tmp_path / "killed" / "models" / "vqvae.keras").exists()
     _, resumed = train_vqvae(cfg, tmp_path / "killed", verbose=0)
     assert resumed["first_epoch"] == 3

@@ -38,7 +38,25 @@ def count_windows(num_tokens: int, seq_len: int, stride: int) -> int:
     return (num_tokens - seq_len - 1) // stride + 1
 
 
-class WindowDataset(keras.utils.PyDataset):
+class EpochOrderedDataset(keras.utils.PyDataset):
+    """A `PyDataset` whose item order in epoch e is `_make_order()` for `self.epoch == e`, a
+    function of (seed, epoch): a resumed run calls `set_epoch` and reads the batches of the
+    uninterrupted run. Subclasses set `self.epoch = 0` and `self._order` in `__init__`."""
+
+    def _make_order(self):
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int):
+        """Uses the order of `epoch` (0-based) from now on."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._order = self._make_order()
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
+
+class WindowDataset(EpochOrderedDataset):
     """Batches of (inputs, targets) windows read from a uint16 token stream.
 
     Args:
@@ -88,12 +106,3 @@ class WindowDataset(keras.utils.PyDataset):
         starts = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         windows = np.stack([self.stream[s : s + self.seq_len + 1] for s in starts]).astype(np.int32)
         return windows[:, :-1], windows[:, 1:]
-
-    def set_epoch(self, epoch: int):
-        """Uses the window order of `epoch` (0-based) from now on."""
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self._order = self._make_order()
-
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)

@@ -31,6 +31,7 @@ from kerasvq.config.base import load_json, save_json, to_dict
 from kerasvq.data.embeddings import split_indices
 from kerasvq.data.feature_groups import groups_by_correlation, groups_from_registry, load_groups, save_groups
 from kerasvq.data.features import fit_normalization, read_features
+from kerasvq.data.windows import EpochOrderedDataset
 from kerasvq.errors import UserError
 from kerasvq.paths import version_dir
 
@@ -86,31 +87,23 @@ def build_hvqvae(cfg, groups, num_features: int, mean, std):
     return model
 
 
-class ArrayBatches(keras.utils.PyDataset):
+class ArrayBatches(EpochOrderedDataset):
     """Batches of `x` in an order that is a function of (seed, epoch), the last one partial,
     so that a resumed run (which calls `set_epoch`) reads the uninterrupted run's batches."""
 
     def __init__(self, x, batch_size: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.x, self.batch_size, self.seed, self.epoch = x, batch_size, seed, 0
-        self.order = self._order()
+        self._order = self._make_order()
 
-    def _order(self):
+    def _make_order(self):
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
     def __getitem__(self, i):
-        return self.x[np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])]
-
-    def set_epoch(self, epoch: int):
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self.order = self._order()
-
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
+        return self.x[np.sort(self._order[i * self.batch_size:(i + 1) * self.batch_size])]
 
 
 def hvqvae_files(cfg):

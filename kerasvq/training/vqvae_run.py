@@ -21,12 +21,13 @@ import numpy as np
 
 from kerasvq.config.base import save_json, to_dict
 from kerasvq.data.embeddings import EmbeddingFile, split_indices
+from kerasvq.data.windows import EpochOrderedDataset
 from kerasvq.errors import UserError
 from kerasvq.paths import version_dir
 from kerasvq.training.distribution import plan_replicas
 
 
-class EmbeddingBatches(keras.utils.PyDataset):
+class EmbeddingBatches(EpochOrderedDataset):
     """Shuffled batches of rows `indices` of an `EmbeddingFile`, read on demand.
 
     The row order of epoch e is a function of (seed, e), so a resumed run (which calls
@@ -37,24 +38,16 @@ class EmbeddingBatches(keras.utils.PyDataset):
         super().__init__(**kwargs)
         self.source, self.indices, self.batch_size = source, np.asarray(indices), batch_size
         self.seed, self.epoch = seed, 0
-        self.order = self._order()
+        self._order = self._make_order()
 
-    def _order(self):
+    def _make_order(self):
         return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
 
     def __len__(self):
         return int(np.ceil(len(self.indices) / self.batch_size))
 
     def __getitem__(self, i):
-        return self.source.take(self.order[i * self.batch_size:(i + 1) * self.batch_size])
-
-    def set_epoch(self, epoch: int):
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self.order = self._order()
-
-    def on_epoch_end(self):
-        self.set_epoch(self.epoch + 1)
+        return self.source.take(self._order[i * self.batch_size:(i + 1) * self.batch_size])
 
 
 def vqvae_files(out_dir: Path):

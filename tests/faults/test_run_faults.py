@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from kerasvq.cli import main
+from run_helpers import CrashAtEpoch
 from kerasvq.config.lm import load_lm_config
 from kerasvq.runs import RunPaths
 from kerasvq.training import lifecycle
@@ -66,21 +67,10 @@ def test_kill_during_backup_write_resumes_from_the_last_complete_one(tiny_lm_con
     assert record["status"] == "finished" and [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
 
 
-def _crash_at(epoch):
-    import keras
-
-    class Crash(keras.callbacks.Callback):
-        def on_epoch_begin(self, e, logs=None):
-            if e == epoch:
-                raise KeyboardInterrupt("simulated kill")
-
-    return Crash()
-
-
 def test_truncated_newest_backup_falls_back_to_the_previous_generation(tiny_lm_config):
     cfg = load_lm_config(tiny_lm_config(), ["train.epochs=3", "data.max_docs=200"])
     with pytest.raises(KeyboardInterrupt):
-        train_language_model(cfg, "main", extra_callbacks=[_crash_at(2)], log=lambda m: None, verbose=0)
+        train_language_model(cfg, "main", extra_callbacks=[CrashAtEpoch(2)], log=lambda m: None, verbose=0)
     newest = RunPaths(cfg.name, "main").backup / "epoch-00002" / "weights.weights.h5"
     newest.write_bytes(newest.read_bytes()[:1000])  # what a kill mid-write would have left
     messages = []
