@@ -38,24 +38,16 @@ def main():
         calls["n"] += 1
         return calls["n"] == n
 
-    if hook == "weights":
-        original = keras.Model.save_weights
-
-        def save_weights(self, filepath, *a, **k):
-            original(self, filepath, *a, **k)
-            if counted():
-                _half_then_die(filepath)
-
-        keras.Model.save_weights = save_weights
-    elif hook == "model":
-        original = keras.Model.save
+    if hook in ("weights", "model"):
+        name = "save_weights" if hook == "weights" else "save"
+        original = getattr(keras.Model, name)
 
         def save(self, filepath, *a, **k):
             original(self, filepath, *a, **k)
             if counted():
                 _half_then_die(filepath)
 
-        keras.Model.save = save
+        setattr(keras.Model, name, save)
     elif hook == "history":
         original = callbacks.HistoryWriter.write
 
