@@ -5,7 +5,7 @@ A run `<run>` of version `<v>` writes:
     versions/<v>/models/<run>.config.json      the resolved config it was trained with
     versions/<v>/logs/train_<run>.json         per-epoch history, status, data sizes
     versions/<v>/logs/tensorboard/<run>/       TensorBoard scalars (train/ and validation/)
-    versions/<v>/logs/backup/<run>/            BackupAndRestore state while unfinished
+    versions/<v>/logs/backup/<run>/            checkpoint generations while unfinished
     versions/<v>/mappings/                     the version's tokenizer
 
 Example:
@@ -55,6 +55,14 @@ class RunPaths:
     @property
     def mappings(self) -> Path:
         return self.root / "mappings"
+
+    def files(self):
+        """The run's files for the run lifecycle (`kerasvq.training.lifecycle.RunFiles`)."""
+        from kerasvq.training.lifecycle import RunFiles
+
+        return RunFiles(f"run '{self.run}' of {self.version}", self.model, self.resolved_config,
+                        self.history, self.tensorboard, self.backup,
+                        others=(self.root / "models" / f"{self.run}.best.keras",))
 
 
 def resolved_config_path(model_path: str | Path) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kerasvq.errors import UserError
+from run_helpers import CrashAtEpoch
 
 TINY_LEVELS = [{"name": "coarse", "dim": 8, "codebook_size": 16},
                {"name": "medium", "dim": 4, "codebook_size": 32},
@@ -209,3 +210,30 @@ def test_mapping_modes_registry_auto_file(tmp_path, monkeypatch):
     bad.write_text("data: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_hvqvae_config(bad)
+
+
+def test_killed_run_resumes_and_reproduces_the_uninterrupted_one(tmp_path, monkeypatch):
+    from kerasvq.config.hvqvae import load_hvqvae_config
+    from kerasvq.data.features import write_features
+    from kerasvq.training.hvqvae_run import train_hvqvae
+
+    monkeypatch.setenv("KERASVQ_HOME", str(tmp_path))
+    values, registry = demo_data(400)
+    write_features(tmp_path / "demo.h5", values, registry)
+    config = {"data": {"features": str(tmp_path / "demo.h5")},
+              "families": {"default": {"hidden_dims": [16], "output_dim": 16}},
+              "model": {"levels": TINY_LEVELS[:2]},
+              "train": {"epochs": 4, "batch_size": 64, "reset_every": 5, "reset_max_unused_steps": 5}}
+    losses = {}
+    for name, crash in (("whole", []), ("killed", [CrashAtEpoch(2)])):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"name": name, **config}))
+        if crash:
+            with pytest.raises(KeyboardInterrupt):
+                train_hvqvae(load_hvqvae_config(path), verbose=0, extra_callbacks=crash)
+        _, summary = train_hvqvae(load_hvqvae_config(path), verbose=0)  # no --resume needed
+        history = json.loads((tmp_path / f"versions/{name}/logs/train_hvqvae.json").read_text())
+        assert history["status"] == "finished" and summary["first_epoch"] == (3 if crash else 1)
+        losses[name] = [e["loss"] for e in history["epochs"]]
+        assert len((tmp_path / f"versions/{name}/logs/history.csv").read_text().splitlines()) == 1 + 4
+    assert losses["killed"] == pytest.approx(losses["whole"], rel=1e-5)

@@ -3,6 +3,7 @@ import math
 import shutil
 
 import keras
+import numpy as np
 import pytest
 
 from kerasvq.cli import main
@@ -11,6 +12,7 @@ from kerasvq.data.tokenizer import Tokenizer
 from kerasvq.errors import UserError
 from kerasvq.runs import RunPaths, load_trained_model
 from kerasvq.training.run import train_language_model
+from run_helpers import CrashAtEpoch
 
 quiet = dict(log=lambda m: None, verbose=0)
 
@@ -60,16 +62,6 @@ def test_loading_with_a_different_tokenizer_is_an_error(shared_run, tmp_path, mo
     shutil.copy(other.model_path, tokenizer_file)
     with pytest.raises(UserError, match="differs"):
         load_trained_model(paths_model)
-
-
-class CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -138,3 +130,64 @@ def test_several_steps_per_execution_train_the_same_steps(tiny_lm_config):
         assert record["epochs"][0]["steps"] == record["steps"]["steps_per_epoch"]
         losses[spe] = record["epochs"][0]["val_loss"]
     assert losses[4] == pytest.approx(losses[1], rel=1e-4)
+
+
+def _val_loss_of_saved_model(cfg, run):
+    from kerasvq.data.lm_data import load_lm_data
+    from kerasvq.data.windows import WindowDataset
+
+    model, _, _ = load_trained_model(RunPaths(cfg.name, run).model, compile=True)
+    data = load_lm_data(cfg, RunPaths(cfg.name, run).mappings, log=lambda m: None)
+    batches = WindowDataset(data.val_stream, cfg.data.seq_len, cfg.data.seq_len, cfg.train.batch_size,
+                            drop_remainder=False)
+    return model.evaluate(batches, verbose=0, return_dict=True)["loss"]
+
+
+class SpoilFromEpoch(keras.callbacks.Callback):
+    """Adds seeded noise to every weight at the start of each epoch from `epoch` on: later
+    epochs get worse, so the best epoch comes before them (a deterministic stand-in for
+    overfitting)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.epoch:
+            rng = np.random.default_rng(epoch)
+            for v in self.model.trainable_variables:
+                v.assign(v + rng.normal(0, 0.3, v.shape).astype("float32"))
+
+
+def test_resumed_run_reproduces_the_uninterrupted_one(tiny_lm_config):
+    # Epochs 3 on are spoiled: the best epoch (2) comes before the kill (after epoch 3), so
+    # the best value, the best weights and the patience counter must all survive the resume.
+    sets = ["train.epochs=6", "data.max_docs=200", "train.early_stopping_patience=2"]
+    cfg = load_lm_config(tiny_lm_config(), sets)
+    train_language_model(cfg, "whole", extra_callbacks=[SpoilFromEpoch(2)], **quiet)
+    with pytest.raises(KeyboardInterrupt):
+        train_language_model(cfg, "killed", extra_callbacks=[CrashAtEpoch(3), SpoilFromEpoch(2)], **quiet)
+    train_language_model(cfg, "killed", extra_callbacks=[SpoilFromEpoch(2)], **quiet)
+    whole, killed = history(cfg, "whole"), history(cfg, "killed")
+    keys = ("epoch", "loss", "val_loss", "learning_rate")
+    assert [e[k] for e in killed["epochs"] for k in keys] == pytest.approx(
+        [e[k] for e in whole["epochs"] for k in keys], rel=1e-5)
+    assert whole["best_epoch"] == killed["best_epoch"] == 2 and len(whole["epochs"]) == 4
+    best = next(e for e in killed["epochs"] if e["epoch"] == killed["best_epoch"])
+    assert _val_loss_of_saved_model(cfg, "killed") == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def test_time_budget_stops_training_and_logs_progress(tiny_lm_config):
+    from kerasvq.training.callbacks import WallClockBudget
+
+    cfg = load_lm_config(tiny_lm_config(), ["train.epochs=200", "data.max_docs=200"])
+    messages = []
+    budget = WallClockBudget(0.05, total_steps=10_000, log=messages.append, every_seconds=0.5)
+    best = train_language_model(cfg, "budget", log=lambda m: None, verbose=0, extra_callbacks=[budget],
+                                val_windows=8)
+    record = history(cfg, "budget")
+    assert record["status"] == "finished" and budget.stopped_at is not None
+    assert len(record["epochs"]) < 200 and best["epoch"] <= len(record["epochs"])
+    assert any("time budget of 0.1 min reached" in m for m in messages)
+    assert any("ETA" in m for m in messages)
+    assert record["budget"] == {"minutes": None, "val_windows": 8}

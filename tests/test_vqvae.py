@@ -11,6 +11,7 @@ from kerasvq.config.vqvae import VQVAEConfig, load_vqvae_config
 from kerasvq.data.embeddings import EmbeddingFile, load_embeddings, split_indices
 from kerasvq.errors import UserError
 from kerasvq.models.vqvae import VQVAE
+from run_helpers import CrashAtEpoch
 
 
 def unit_rows(n=400, dim=24, seed=0):
@@ -136,3 +137,45 @@ def test_pca_initialisation_starts_as_a_rotation(residual):
     again = VQVAE.from_config(model.get_config())
     again.build()
     assert not again.encoder_skip.trainable
+
+
+def _small_config(tmp_path, epochs=3, **train):
+    np.save(tmp_path / "x.npy", unit_rows(600))
+    data = to_dict(VQVAEConfig())
+    data["data"]["embeddings"] = str(tmp_path / "x.npy")
+    data["model"].update(input_dim=24, hidden_dim=32, latent_dim=16, codebook_size=16)
+    data["train"].update(epochs=epochs, batch_size=64, kmeans_sample=400, log_sample=100, reset_every=3,
+                         **train)
+    save_json(tmp_path / "c.json", data)
+    return load_vqvae_config(tmp_path / "c.json")
+
+
+def test_killed_run_resumes_and_reproduces_the_uninterrupted_one(tmp_path):
+    from kerasvq.training.vqvae_run import train_vqvae
+
+    cfg = _small_config(tmp_path, reset_min_usage=0.9)  # many resets: their noise must resume too
+    _, whole = train_vqvae(cfg, tmp_path / "whole", verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train_vqvae(cfg, tmp_path / "killed", verbose=0, extra_callbacks=[CrashAtEpoch(2)])
+    assert not (tmp_path / "killed" / "models" / "vqvae.keras").exists()
+    _, resumed = train_vqvae(cfg, tmp_path / "killed", verbose=0)
+    assert resumed["first_epoch"] == 3
+    assert resumed["history"]["loss"] == pytest.approx(whole["history"]["loss"], rel=1e-5)
+    assert resumed["codes_reseeded"] == whole["codes_reseeded"] > 0
+
+
+def test_finished_run_is_kept_without_overwrite(tmp_path, capsys):
+    from kerasvq.cli import main
+    from kerasvq.training.vqvae_run import train_vqvae
+
+    cfg = _small_config(tmp_path, epochs=1)
+    train_vqvae(cfg, tmp_path / "run", verbose=0)
+    model = tmp_path / "run" / "models" / "vqvae.keras"
+    before = model.read_bytes()
+    args = ["vqvae", "train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already finished" in err and "--overwrite" in err and "\n" not in err
+    assert model.read_bytes() == before
+    assert main(args + ["--overwrite"]) == 0
+    assert model.read_bytes() != before

@@ -45,3 +45,22 @@ def test_document_split_has_no_leakage(ptbr_corpus):
     train, val = split_documents(docs + docs[:50], 0.1, seed=7)
     assert not set(train) & set(val)
     assert split_documents(docs, 0.1, seed=7) == split_documents(list(reversed(docs)), 0.1, seed=7)
+
+
+def test_max_windows_takes_an_evenly_spaced_bounded_sample():
+    stream = np.arange(1000, dtype=np.uint16)
+    full = WindowDataset(stream, seq_len=9, stride=10, batch_size=4, drop_remainder=False)
+    sample = WindowDataset(stream, seq_len=9, stride=10, batch_size=4, drop_remainder=False, max_windows=10)
+    assert full.num_windows == 100 and sample.num_windows == 10 and len(sample) == 3
+    assert sample.starts[0] == 0 and sample.starts[-1] == full.starts[-1]
+    assert np.all(np.diff(sample.starts) > 0)
+
+
+def test_window_order_is_a_function_of_seed_and_epoch():
+    stream = np.arange(1000, dtype=np.uint16)
+    walked = WindowDataset(stream, seq_len=9, stride=10, batch_size=4, shuffle=True, seed=3)
+    walked.on_epoch_end()
+    walked.on_epoch_end()
+    jumped = WindowDataset(stream, seq_len=9, stride=10, batch_size=4, shuffle=True, seed=3)
+    jumped.set_epoch(2)
+    np.testing.assert_array_equal(walked[0][0], jumped[0][0])

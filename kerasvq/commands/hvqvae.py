@@ -19,7 +19,9 @@ def register(subparsers):
         a.add_argument("--set", action="append", default=[], metavar="section.field=value")
         if action == "train":
             a.add_argument("--resume", action="store_true",
-                           help="continue the run checkpointed in train.checkpoint_dir")
+                           help="continue a finished run checkpointed in train.checkpoint_dir with more "
+                                "epochs (a killed run continues without it)")
+            a.add_argument("--overwrite", action="store_true", help="replace the existing run")
         else:
             a.add_argument("--model", default=None, help=".keras file (default versions/<name>/models/hvqvae.keras)")
     p.set_defaults(func=run)
@@ -32,7 +34,7 @@ def run(args) -> int:
     if args.action == "train":
         from kerasvq.training.hvqvae_run import train_hvqvae
 
-        _, summary = train_hvqvae(cfg, resume=args.resume)
+        _, summary = train_hvqvae(cfg, resume=args.resume, overwrite=args.overwrite)
         print(f"trained epochs {summary['first_epoch']}..{summary['epochs']} in "
               f"{summary['training_seconds']:.0f} s → {summary['model']}")
         return 0

@@ -26,6 +26,7 @@ def register(subparsers):
             a.add_argument("--queries", type=int, default=1000)
         else:
             add_distribution_flag(a)
+            a.add_argument("--overwrite", action="store_true", help="replace a finished run in that folder")
     p.set_defaults(func=run)
 
 
@@ -38,8 +39,9 @@ def run(args) -> int:
     if args.action == "train":
         from kerasvq.training.vqvae_run import train_vqvae
 
-        _, summary = train_vqvae(cfg, out)
-        print(f"trained in {summary['training_seconds']:.0f} s → {summary['model']}")
+        _, summary = train_vqvae(cfg, out, overwrite=args.overwrite)
+        print(f"trained epochs {summary['first_epoch']}..{summary['epochs']} in "
+              f"{summary['training_seconds']:.0f} s → {summary['model']}")
         return 0
     from kerasvq.training.vqvae_run import evaluate_run
 

@@ -38,7 +38,25 @@ def count_windows(num_tokens: int, seq_len: int, stride: int) -> int:
     return (num_tokens - seq_len - 1) // stride + 1
 
 
-class WindowDataset(keras.utils.PyDataset):
+class EpochOrderedDataset(keras.utils.PyDataset):
+    """A `PyDataset` whose item order in epoch e is `_make_order()` for `self.epoch == e`, a
+    function of (seed, epoch): a resumed run calls `set_epoch` and reads the batches of the
+    uninterrupted run. Subclasses set `self.epoch = 0` and `self._order` in `__init__`."""
+
+    def _make_order(self):
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int):
+        """Uses the order of `epoch` (0-based) from now on."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._order = self._make_order()
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
+
+class WindowDataset(EpochOrderedDataset):
     """Batches of (inputs, targets) windows read from a uint16 token stream.
 
     Args:
@@ -46,14 +64,17 @@ class WindowDataset(keras.utils.PyDataset):
         seq_len: tokens per input sequence.
         stride: tokens between the starts of consecutive windows.
         batch_size: sequences per batch.
-        shuffle: reshuffle window order every epoch (seeded by `seed` and the epoch).
+        shuffle: reshuffle window order every epoch; the order is a function of (`seed`,
+            epoch), so a resumed run that calls `set_epoch` sees the uninterrupted run's order.
         drop_remainder: drop the last partial batch (training) or keep it (evaluation).
         windows_multiple_of: use only a multiple of this many windows, so that every batch,
             a last partial one included, splits evenly over that many devices.
+        max_windows: use at most this many windows, evenly spaced over the stream (a bounded
+            validation sample); None uses all.
     """
 
     def __init__(self, stream, seq_len, stride, batch_size, shuffle=False, seed=0,
-                 drop_remainder=True, windows_multiple_of=1, **kwargs):
+                 drop_remainder=True, windows_multiple_of=1, max_windows=None, **kwargs):
         super().__init__(**kwargs)
         self.stream = stream
         self.seq_len = seq_len
@@ -62,8 +83,12 @@ class WindowDataset(keras.utils.PyDataset):
         self.seed = seed
         self.drop_remainder = drop_remainder
         self.num_windows = count_windows(len(stream), seq_len, stride)
+        starts = np.arange(self.num_windows, dtype=np.int64) * stride
+        if max_windows is not None and max_windows < self.num_windows:
+            starts = starts[np.linspace(0, self.num_windows - 1, max_windows).round().astype(np.int64)]
+            self.num_windows = len(starts)
         self.num_windows -= self.num_windows % windows_multiple_of
-        self.starts = np.arange(self.num_windows, dtype=np.int64) * stride
+        self.starts = starts[:self.num_windows]
         self.epoch = 0
         self._order = self._make_order()
 
@@ -81,7 +106,3 @@ class WindowDataset(keras.utils.PyDataset):
         starts = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         windows = np.stack([self.stream[s : s + self.seq_len + 1] for s in starts]).astype(np.int32)
         return windows[:, :-1], windows[:, 1:]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._make_order()

@@ -3,8 +3,11 @@
 - `TensorBoardLogger`: epoch metrics (train and validation) and the learning rate, written
   with the TensorFlow-free `SummaryWriter`.
 - `HistoryWriter`: a per-epoch history JSON (with the train/val gap), rewritten atomically
-  after every epoch so an interrupted run still leaves its curve behind.
+  (strict JSON) after every epoch by the run lifecycle's `RunState`, once that epoch's
+  checkpoint is written, so an interrupted run still leaves its curve behind.
 - `StopAtStep`: ends training after a fixed number of optimizer steps (`train.max_steps`).
+- `WallClockBudget`: ends training a fixed number of minutes after its first step, with a
+  progress line and ETA (`kerasvq train --quick`).
 
 Example:
     >>> model.fit(..., callbacks=[TensorBoardLogger(logdir), HistoryWriter(path, header)])
@@ -17,7 +20,6 @@ import time
 import keras
 from keras import ops
 
-from kerasvq.config.base import load_json, save_json
 from kerasvq.training.tensorboard import SummaryWriter
 
 
@@ -105,27 +107,24 @@ class HistoryWriter(keras.callbacks.Callback):
             compares across tokenizers.
     """
 
-    def __init__(self, path, header, tokens_per_step, bits_per_byte_factor=None):
+    def __init__(self, path, header, tokens_per_step=None, bits_per_byte_factor=None):
         super().__init__()
         self.path = path
         self.header = header
         self.tokens_per_step = tokens_per_step
         self.bits_per_byte_factor = bits_per_byte_factor
-        self.epochs = []
+        self.epochs = []  # set by the lifecycle from the restored checkpoint
+        self.on_write = None  # called with the epochs after every write (e.g. a CSV copy)
 
     def on_train_begin(self, logs=None):
-        # A resumed run continues the curve it already had.
-        try:
-            self.epochs = list(load_json(self.path).get("epochs", []))
-        except Exception:
-            self.epochs = []
-        self._write("running")
+        self.write("running")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         self._start_step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def record(self, epoch, logs) -> dict:
+        """The history record of the epoch that just ended (not yet in `epochs`)."""
         logs = {k: float(v) for k, v in (logs or {}).items()}
         seconds = time.perf_counter() - self._start
         steps = int(ops.convert_to_numpy(self.model.optimizer.iterations)) - self._start_step
@@ -134,20 +133,20 @@ class HistoryWriter(keras.callbacks.Callback):
             record["gap"] = logs["val_cross_entropy"] - logs["cross_entropy"]
         if self.bits_per_byte_factor and "val_cross_entropy" in logs:
             record["val_bits_per_byte"] = logs["val_cross_entropy"] * self.bits_per_byte_factor
-        record.update(
-            learning_rate=current_learning_rate(self.model.optimizer),
-            steps=steps,
-            seconds=seconds,
-            train_tokens_per_second=steps * self.tokens_per_step / seconds if seconds else None,
-        )
-        self.epochs = [e for e in self.epochs if e["epoch"] != epoch + 1] + [record]
-        self._write("running")
+        tokens = steps * self.tokens_per_step / seconds if seconds and self.tokens_per_step else None
+        record.update(learning_rate=current_learning_rate(self.model.optimizer), steps=steps,
+                      seconds=seconds, **({"train_tokens_per_second": tokens} if self.tokens_per_step else {}))
+        return record
 
     def finish(self, status, **extra):
-        self._write(status, **extra)
+        self.write(status, **extra)
 
-    def _write(self, status, **extra):
-        save_json(self.path, {**self.header, "status": status, **extra, "epochs": self.epochs})
+    def write(self, status, **extra):
+        from kerasvq.training.lifecycle import write_json
+
+        write_json(self.path, {**self.header, "status": status, **extra, "epochs": self.epochs})
+        if self.on_write is not None:
+            self.on_write(self.epochs)
 
 
 class StopAtStep(StepCounter):
@@ -166,3 +165,52 @@ class StopAtStep(StepCounter):
         super().on_train_batch_end(batch, logs)
         if self.step >= self.max_steps:
             self.model.stop_training = True
+
+
+class WallClockBudget(keras.callbacks.Callback):
+    """Stops training `minutes` after its first step; logs progress with an ETA.
+
+    The clock starts at the end of the first step, so data loading and compilation are not
+    counted. The ETA is the earlier of the budget's end and `total_steps` at the current pace.
+    Synchronous (not async-safe), so that the stop lands on the step that crossed the budget.
+
+    Args:
+        minutes: the training budget.
+        total_steps: the steps planned without a budget (for the ETA).
+        log: where the progress lines go.
+        every_seconds: seconds between progress lines.
+    """
+
+    def __init__(self, minutes: float, total_steps: int, log=print, every_seconds: float = 30.0):
+        super().__init__()
+        self.seconds = 60.0 * minutes
+        self.total_steps = total_steps
+        self.log = log
+        self.every_seconds = every_seconds
+        self._start = None
+        self.steps = 0
+        self.stopped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.steps += 1
+        if self._start is None:
+            self._start = self._last = now
+            self._first_step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+            return
+        elapsed = now - self._start
+        if elapsed >= self.seconds:
+            self.stopped_at = self._first_step + self.steps - 1
+            self.model.stop_training = True
+            self.log(f"time budget of {self.seconds / 60:.1f} min reached after {self.steps} steps; "
+                     "stopping after validation")
+            return
+        if now - self._last >= self.every_seconds:
+            self._last = now
+            pace = elapsed / (self.steps - 1)
+            left = min(self.seconds - elapsed, pace * max(self.total_steps - self._first_step - self.steps, 0))
+            loss = (logs or {}).get("loss")
+            self.log(f"step {self._first_step + self.steps}/{self.total_steps}"
+                     + (f", loss {float(loss):.3f}" if loss is not None else "")
+                     + f", {elapsed / 60:.1f} of {self.seconds / 60:.1f} min, {1 / pace:.2f} steps/s, "
+                     f"ETA {left / 60:.1f} min (+ validation)")

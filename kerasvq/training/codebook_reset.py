@@ -85,6 +85,15 @@ class CodebookReset(keras.callbacks.Callback):
         self.total_reseeded = 0
         self._step = 0
 
+    def run_state(self) -> dict:
+        """What a resumed run needs to continue the same reset schedule and noise."""
+        return {"step": self._step, "total_reseeded": self.total_reseeded,
+                "rng": self.rng.bit_generator.state}
+
+    def restore_run_state(self, state: dict):
+        self._step, self.total_reseeded = state["step"], state["total_reseeded"]
+        self.rng.bit_generator.state = state["rng"]
+
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         if self._step % self.every:
@@ -96,3 +105,8 @@ class CodebookReset(keras.callbacks.Callback):
             self.total_reseeded += int(n.sum())
             if self.verbose and n.any():
                 print(f"\nCodebookReset: step {self._step}, {vq.name}: re-seeded {n.tolist()} codes per head")
+
+
+def reset_count(callbacks) -> int:
+    """Codes re-seeded by the `CodebookReset` among `callbacks` (0 when there is none)."""
+    return sum(int(c.total_reseeded) for c in callbacks if isinstance(c, CodebookReset))

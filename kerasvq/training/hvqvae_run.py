@@ -4,12 +4,13 @@ A run keeps its resumable state in `train.checkpoint_dir` (default
 versions/<name>/checkpoints/):
     run.json             features file, feature and sample counts, normalization (train split)
     group_indices.json   the category mapping ({"num_features", "group_indices"})
-    backup/              Keras BackupAndRestore: weights (EMA codebooks included), optimizer
-                         state and the last finished epoch
-`--resume` reloads all three, so the run continues at the next epoch with the same mapping
-and normalization; a fresh `train` refuses to start over an existing checkpoint. Outputs:
-models/hvqvae.keras, results/train_summary.json, logs/history.csv and TensorBoard scalars,
-and `evaluate` writes results/evaluation.json.
+    backup/              the run lifecycle's checkpoint generations (weights with the EMA
+                         codebooks, optimizer state, history, reset state), kept when finished
+A killed run continues at its last finished epoch when `train` is run again; `--resume`
+continues a finished run with more epochs (same mapping and normalization); `--overwrite`
+starts over. Outputs: models/hvqvae.keras, results/train_summary.json,
+logs/train_hvqvae.json and logs/history.csv (one line per finished epoch) and TensorBoard
+scalars, and `evaluate` writes results/evaluation.json.
 
 Example:
     >>> cfg = load_hvqvae_config("versions/hvqvae-demo/config.yaml")
@@ -30,6 +31,7 @@ from kerasvq.config.base import load_json, save_json, to_dict
 from kerasvq.data.embeddings import split_indices
 from kerasvq.data.feature_groups import groups_by_correlation, groups_from_registry, load_groups, save_groups
 from kerasvq.data.features import fit_normalization, read_features
+from kerasvq.data.windows import EpochOrderedDataset
 from kerasvq.errors import UserError
 from kerasvq.paths import version_dir
 
@@ -85,64 +87,119 @@ def build_hvqvae(cfg, groups, num_features: int, mean, std):
     return model
 
 
-def train_hvqvae(cfg, resume: bool = False, verbose: int = 2):
-    """Trains (or with `resume`, continues) the run of `cfg`; returns (model, summary)."""
-    from kerasvq.training.callbacks import TensorBoardLogger
-    from kerasvq.training.codebook_reset import CodebookReset
+class ArrayBatches(EpochOrderedDataset):
+    """Batches of `x` in an order that is a function of (seed, epoch), the last one partial,
+    so that a resumed run (which calls `set_epoch`) reads the uninterrupted run's batches."""
 
+    def __init__(self, x, batch_size: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.batch_size, self.seed, self.epoch = x, batch_size, seed, 0
+        self._order = self._make_order()
+
+    def _make_order(self):
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, i):
+        return self.x[np.sort(self._order[i * self.batch_size:(i + 1) * self.batch_size])]
+
+
+def hvqvae_files(cfg):
+    """The files of `cfg`'s run, for the run lifecycle."""
+    from kerasvq.training.lifecycle import RunFiles
+
+    out, ckpt = version_dir(cfg.name), cfg.checkpoint_dir
+    return RunFiles(f"HVQ-VAE run {cfg.name}", out / "models" / "hvqvae.keras", ckpt / "run.json",
+                    out / "logs" / "train_hvqvae.json", out / "logs" / "tensorboard", ckpt / "backup",
+                    others=(ckpt / "group_indices.json", out / "models" / "group_indices.json",
+                            out / "results" / "train_summary.json", out / "logs" / "history.csv"))
+
+
+def write_history_csv(path: Path, epochs: list[dict]):
+    """`epochs` as Keras's CSVLogger writes them (0-based epoch, then the sorted metrics)."""
+    from kerasvq.training.lifecycle import strict_json
+
+    keys = sorted(k for k in (epochs[0] if epochs else {}) if k not in ("epoch", "learning_rate", "steps", "seconds"))
+    lines = [",".join(["epoch", *keys])]
+    lines += [",".join([str(e["epoch"] - 1), *(str(strict_json(e.get(k))) for k in keys)]) for e in epochs]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def train_hvqvae(cfg, resume: bool = False, verbose: int = 2, overwrite: bool = False, extra_callbacks=()):
+    """Trains (or continues) the run of `cfg`; returns (model, summary).
+
+    Args:
+        resume: continue a finished run (with more epochs); a killed run continues anyway.
+        overwrite: replace an existing run.
+    """
+    from kerasvq.training.callbacks import HistoryWriter, TensorBoardLogger
+    from kerasvq.training.codebook_reset import CodebookReset, reset_count
+    from kerasvq.training.lifecycle import Run
+
+    files = hvqvae_files(cfg)
     out_dir, ckpt = version_dir(cfg.name), cfg.checkpoint_dir
-    state_path, model_path = ckpt / "run.json", version_dir(cfg.name) / "models" / "hvqvae.keras"
+    state_path, model_path = files.resolved_config, files.model
     if resume and not state_path.is_file():
         raise UserError(f"{state_path}: no checkpointed run to resume; train without --resume first")
-    if not resume and (state_path.is_file() or model_path.exists()):
-        raise UserError(f"{state_path if state_path.is_file() else model_path}: a run already exists; "
-                        "pass --resume to continue it, or remove it to start over")
+    log = print if verbose else (lambda message: None)
+    run = Run(files, overwrite=overwrite and not resume, allow_finished=resume, keep_backup=True, log=log,
+              refusal="a run already exists; pass --resume to continue it with more epochs, or "
+                      "--overwrite to start over")
+    run.claim_check()
     keras.utils.set_random_seed(cfg.train.seed)
     table, train_idx, test_idx = load_table(cfg)
     groups = resolve_groups(cfg, table, train_idx)
     x_train = table.values[train_idx]
-    if resume:
-        state = load_json(state_path)
-        _check_resume(state, state_path, table, groups)
-        mean, std = np.asarray(state["mean"], np.float32), np.asarray(state["std"], np.float32)
-    else:
-        mean, std = fit_normalization(x_train)
-        save_groups(ckpt / "group_indices.json", groups, table.values.shape[1])
-        save_json(state_path, {"features": table.path, "dataset": table.dataset,
-                               "num_samples": int(table.values.shape[0]), "num_features": int(table.values.shape[1]),
-                               "mean": mean.tolist(), "std": std.tolist(), "config": to_dict(cfg)})
-    model = build_hvqvae(cfg, groups, table.values.shape[1], mean, std)
-    restored = (ckpt / "backup" / "training_metadata.json").is_file()  # else nothing to restore yet
-    if cfg.train.kmeans_init and not restored:
-        rng = np.random.default_rng(cfg.train.seed)
-        sample = x_train[np.sort(rng.choice(len(x_train), min(len(x_train), cfg.train.kmeans_sample), replace=False))]
-        model.initialize_codebooks(sample, seed=cfg.train.seed)
-    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False),
-        keras.callbacks.CSVLogger(str(out_dir / "logs" / "history.csv"), append=resume),
-        TensorBoardLogger(out_dir / "logs" / "tensorboard"),
-    ]
-    if cfg.train.reset_every:
-        callbacks.append(CodebookReset(cfg.train.reset_every, cfg.train.reset_max_unused_steps,
-                                       cfg.train.reset_min_usage, cfg.train.seed))
-    start = time.time()
-    history = model.fit(x_train, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, shuffle=True,
-                        verbose=verbose, callbacks=callbacks)
-    seconds = time.time() - start
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_path.with_name(".hvqvae.partial.keras")
-    model.save(tmp)
-    os.replace(tmp, model_path)
-    save_groups(model_path.parent / "group_indices.json", groups, table.values.shape[1])
-    summary = {
-        "features": table.path, "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx)),
-        "epochs": cfg.train.epochs, "epochs_run": len(history.epoch), "first_epoch": (history.epoch or [cfg.train.epochs])[0] + 1,
-        "resumed": resume, "training_seconds": seconds, "model": str(model_path),
-        "codes_reseeded": int(callbacks[-1].total_reseeded) if cfg.train.reset_every else 0,
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-    }
-    save_json(out_dir / "results" / "train_summary.json", summary)
+    with run:
+        if state_path.is_file():  # a run to continue (killed, or finished with --resume)
+            state = load_json(state_path)
+            _check_resume(state, state_path, table, groups)
+            mean, std = np.asarray(state["mean"], np.float32), np.asarray(state["std"], np.float32)
+        else:
+            mean, std = fit_normalization(x_train)
+            save_groups(ckpt / "group_indices.json", groups, table.values.shape[1])
+            save_json(state_path, {"features": table.path, "dataset": table.dataset,
+                                   "num_samples": int(table.values.shape[0]), "num_features": int(table.values.shape[1]),
+                                   "mean": mean.tolist(), "std": std.tolist(), "config": to_dict(cfg)})
+        model = build_hvqvae(cfg, groups, table.values.shape[1], mean, std)
+        initial_epoch = run.restore(model)
+        if cfg.train.kmeans_init and not initial_epoch:
+            rng = np.random.default_rng(cfg.train.seed)
+            sample = x_train[np.sort(rng.choice(len(x_train), min(len(x_train), cfg.train.kmeans_sample), replace=False))]
+            model.initialize_codebooks(sample, seed=cfg.train.seed)
+        resets = [CodebookReset(cfg.train.reset_every, cfg.train.reset_max_unused_steps,
+                                cfg.train.reset_min_usage, cfg.train.seed)] if cfg.train.reset_every else []
+        history = HistoryWriter(files.history, {"run": files.name, "config": to_dict(cfg)})
+        csv_path = out_dir / "logs" / "history.csv"
+        history.on_write = lambda epochs: write_history_csv(csv_path, epochs)
+        batches = ArrayBatches(x_train, cfg.train.batch_size, cfg.train.seed)
+        batches.set_epoch(initial_epoch)
+        state = run.callback(history, stateful=resets, datasets=[batches])
+        start = time.time()
+        if initial_epoch < cfg.train.epochs:
+            model.fit(batches, epochs=cfg.train.epochs, initial_epoch=initial_epoch, shuffle=False,
+                      verbose=verbose, callbacks=[TensorBoardLogger(files.tensorboard), *resets, history,
+                                                  *extra_callbacks, state])
+        seconds = time.time() - start
+        run.finish(model, state, wall_seconds=seconds)
+        save_groups(model_path.parent / "group_indices.json", groups, table.values.shape[1])
+        this_session = [e for e in state.epochs if e["epoch"] > initial_epoch]
+        summary = {
+            "features": table.path, "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx)),
+            "epochs": cfg.train.epochs, "epochs_run": len(this_session), "first_epoch": initial_epoch + 1,
+            "resumed": bool(initial_epoch), "training_seconds": seconds, "model": str(model_path),
+            "codes_reseeded": reset_count(resets),
+            "history": {k: [e.get(k) for e in this_session] for k in (this_session[0] if this_session else {})
+                        if k not in ("epoch", "learning_rate", "steps", "seconds")},
+        }
+        save_json(out_dir / "results" / "train_summary.json", summary)
+    log(f"{files.name}: finished epoch {state.epochs[-1]['epoch']} of {cfg.train.epochs}, loss "
+        f"{state.epochs[-1]['loss']:.4f}, {summary['codes_reseeded']} codes re-seeded → {model_path}")
     return model, summary
 
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import keras
 
-from kerasvq.config.base import load_json, save_json, to_dict
+from kerasvq.config.base import load_json, to_dict
 from kerasvq.config.lm import LMConfig
 from kerasvq.data.lm_data import load_lm_data
 from kerasvq.data.windows import WindowDataset, count_windows
@@ -26,8 +24,10 @@ from kerasvq.metrics.moe import RoutingLogger
 from kerasvq.models.build import build_language_model
 from kerasvq.runs import RunPaths
 from kerasvq.sampling import SamplingConfig
-from kerasvq.training.callbacks import HistoryWriter, StopAtStep, TensorBoardLogger, async_safe
+from kerasvq.training.callbacks import (HistoryWriter, StopAtStep, TensorBoardLogger, WallClockBudget,
+                                        async_safe)
 from kerasvq.training.distribution import plan_replicas
+from kerasvq.training.lifecycle import Run, write_json
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from kerasvq.training.metrics import CrossEntropy
 from kerasvq.training.optimizers import adamw_for
@@ -96,38 +96,21 @@ def _check_resume(paths: RunPaths, resolved: dict):
             )
 
 
-def _claim_run(paths: RunPaths, overwrite: bool, log):
-    """Refuses to overwrite a finished run; with `overwrite`, clears its backup state."""
-    finished = paths.history.is_file() and load_json(paths.history).get("status") == "finished"
-    if finished and not overwrite:
-        raise UserError(
-            f"{paths.model}: run '{paths.run}' already finished; pass --overwrite or choose "
-            "another --run-name"
-        )
-    if overwrite:
-        for path in (paths.backup, paths.tensorboard):
-            shutil.rmtree(path, ignore_errors=True)
-        for path in (paths.history, paths.resolved_config):
-            path.unlink(missing_ok=True)
-    elif paths.backup.exists():
-        log(f"resuming run '{paths.run}' from {paths.backup}")
-
-
-def _save_model_atomically(model, path):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
 def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=None,
-                         extra_callbacks=(), log=print) -> dict:
-    """Trains `cfg`'s model; returns the final history record (also saved as JSON)."""
+                         extra_callbacks=(), log=print, budget_minutes: float | None = None,
+                         val_windows: int | None = None) -> dict:
+    """Trains `cfg`'s model; returns the best epoch's history record (also saved as JSON).
+
+    Args:
+        budget_minutes: stop training this many minutes after its first step (None: no limit).
+        val_windows: validate on this many evenly spaced windows of the val split (None: all).
+    """
     added = use_training_xla_flags()  # before anything below starts JAX
     if added:
         log(f"XLA_FLAGS += {' '.join(added)}")
     paths = RunPaths(cfg.name, run_name)
-    _claim_run(paths, overwrite, log)
+    run = Run(paths.files(), overwrite=overwrite, log=log)
+    run.claim_check()  # refuse a finished run before reading any data
     # Checked before any data is read; MoE/MoC layers assign routing statistics mid-step.
     replicas = plan_replicas(cfg.train, state_in_forward=cfg.model.ffn != "dense")
     log(replicas.describe())
@@ -151,18 +134,25 @@ def train_language_model(cfg: LMConfig, run_name: str, overwrite=False, verbose=
         "distribution": replicas.summary(),
         "xla_flags": os.environ.get("XLA_FLAGS", "") if keras.config.backend() == "jax" else None,
     }
-    _check_resume(paths, resolved)
-    with replicas.scope():  # building, compile and fit: data-parallel when the config asks
-        return _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callbacks, log)
+    if budget_minutes is not None or val_windows is not None:
+        resolved["budget"] = {"minutes": budget_minutes, "val_windows": val_windows}
+    # Everything above is validated before the old run (with --overwrite) is moved aside.
+    with run:
+        _check_resume(paths, resolved)
+        with replicas.scope():  # building, compile and fit: data-parallel when the config asks
+            return _build_and_fit(cfg, run, paths, data, resolved, verbose, extra_callbacks, log,
+                                  budget_minutes, val_windows)
 
 
-def _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callbacks, log):
+def _build_and_fit(cfg, run, paths, data, resolved, verbose, extra_callbacks, log,
+                   budget_minutes, val_windows):
     """Builds, compiles and fits the model (inside the caller's distribution scope), saves it
     and returns the best epoch's record."""
     steps, replicas = resolved["steps"], resolved["distribution"]["replicas"]
+    run_name = paths.run
     model = build_language_model(cfg)
     resolved["parameters"] = int(model.count_params())
-    save_json(paths.resolved_config, resolved)
+    write_json(paths.resolved_config, resolved)
     log(f"model: {type(model).__name__} with {resolved['parameters']:,} parameters; "
         f"{steps['steps_per_epoch']} steps/epoch × {steps['epochs_to_run']} epochs, "
         f"{steps['tokens_per_step']:,} tokens per step ({cfg.train.batch_size} sequences × "
@@ -173,7 +163,8 @@ def _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callback
     train_batches = WindowDataset(data.train_stream, cfg.data.seq_len, cfg.data.stride,
                                   t.batch_size, shuffle=True, seed=t.seed)
     val_batches = WindowDataset(data.val_stream, cfg.data.seq_len, cfg.data.seq_len,
-                                t.batch_size, drop_remainder=False, windows_multiple_of=replicas)
+                                t.batch_size, drop_remainder=False, windows_multiple_of=replicas,
+                                max_windows=val_windows)
     if len(val_batches) == 0:
         raise UserError(
             f"data.val_fraction: the validation split has {len(data.val_stream)} tokens, fewer "
@@ -185,40 +176,37 @@ def _build_and_fit(cfg, run_name, paths, data, resolved, verbose, extra_callback
                             summary["val_tokens"] / summary["val_bytes"] / math.log(2))
     if verbose is None:  # a progress bar for terminals, one line per epoch for log files
         verbose = 1 if sys.stdout.isatty() else 2
-    callbacks = async_safe(
-        keras.callbacks.BackupAndRestore(str(paths.backup)),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(str(paths.root / "models" / f"{run_name}.best.keras"),
-                                        monitor="val_loss", save_best_only=True),
-        *([keras.callbacks.ProgbarLogger()] if verbose else []),
-    ) + [
-        keras.callbacks.EarlyStopping("val_loss", patience=t.early_stopping_patience,
-                                      restore_best_weights=True),
+    initial_epoch = run.restore(model)
+    train_batches.set_epoch(initial_epoch)
+    budget = [WallClockBudget(budget_minutes, steps["total_steps"], log)] if budget_minutes else []
+    state = run.callback(history, monitor="val_loss", patience=t.early_stopping_patience,
+                         datasets=[train_batches])
+    callbacks = async_safe(*([keras.callbacks.ProgbarLogger()] if verbose else [])) + [
         TensorBoardLogger(paths.tensorboard),
         SampleTextLogger(paths.tensorboard / "samples", data.tokenizer, SAMPLE_PROMPTS,
                          SamplingConfig(greedy=True, max_new_tokens=min(40, cfg.data.seq_len // 2)),
                          every=math.ceil(steps["epochs_to_run"] / 10)),
         *([RoutingLogger(paths.tensorboard)] if cfg.model.ffn != "dense" else []),
+        *budget,
         history,
         *extra_callbacks,
     ]
     if steps["capped_by_max_steps"]:
         callbacks.append(StopAtStep(steps["total_steps"]))
+    callbacks.append(state)  # last: it checkpoints the epoch once every other callback logged it
     start = time.perf_counter()
-    # shuffle=False: the windows are already shuffled per epoch from train.seed; a second
-    # shuffle of the batch order by Keras would differ between one device and several.
-    model.fit(train_batches, validation_data=val_batches, epochs=steps["epochs_to_run"],
-              callbacks=callbacks, verbose=verbose, shuffle=False)
-    if model.stop_training and not history.epochs:
-        history.finish("failed", wall_seconds=time.perf_counter() - start)
-        raise UserError("training stopped before finishing an epoch (NaN loss?)")
-
-    _save_model_atomically(model, paths.model)
-    (paths.root / "models" / f"{run_name}.best.keras").unlink(missing_ok=True)
-    best = min(history.epochs, key=lambda e: e["val_loss"])
-    history.finish("finished", wall_seconds=time.perf_counter() - start, best_epoch=best["epoch"],
-                   model=str(paths.model))
+    # shuffle=False: the windows are already shuffled per epoch from (train.seed, epoch); a
+    # second shuffle of the batch order by Keras would differ between one device and several.
+    if initial_epoch < steps["epochs_to_run"] and not (initial_epoch and _stopped_early(state, t)):
+        model.fit(train_batches, validation_data=val_batches, epochs=steps["epochs_to_run"],
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    best = run.finish(model, state, wall_seconds=time.perf_counter() - start)
     log(f"TensorBoard: tensorboard --logdir {paths.tensorboard.parent}")
     log(f"saved {paths.model} (best epoch {best['epoch']}: val_loss {best['val_loss']:.4f}, "
         f"val perplexity {best['val_perplexity']:.2f})")
     return best
+
+
+def _stopped_early(state, t) -> bool:
+    """The restored run had already run out of patience (killed while saving its model)."""
+    return state.wait >= t.early_stopping_patience

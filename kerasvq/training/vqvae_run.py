@@ -21,27 +21,50 @@ import numpy as np
 
 from kerasvq.config.base import save_json, to_dict
 from kerasvq.data.embeddings import EmbeddingFile, split_indices
+from kerasvq.data.windows import EpochOrderedDataset
+from kerasvq.errors import UserError
 from kerasvq.paths import version_dir
 from kerasvq.training.distribution import plan_replicas
 
 
-class EmbeddingBatches(keras.utils.PyDataset):
-    """Shuffled batches of rows `indices` of an `EmbeddingFile`, read on demand."""
+class EmbeddingBatches(EpochOrderedDataset):
+    """Shuffled batches of rows `indices` of an `EmbeddingFile`, read on demand.
+
+    The row order of epoch e is a function of (seed, e), so a resumed run (which calls
+    `set_epoch`) reads the batches of the uninterrupted one.
+    """
 
     def __init__(self, source: EmbeddingFile, indices, batch_size: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.source, self.indices, self.batch_size = source, np.asarray(indices), batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(self.indices)
+        self.seed, self.epoch = seed, 0
+        self._order = self._make_order()
+
+    def _make_order(self):
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
 
     def __len__(self):
         return int(np.ceil(len(self.indices) / self.batch_size))
 
     def __getitem__(self, i):
-        return self.source.take(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        return self.source.take(self._order[i * self.batch_size:(i + 1) * self.batch_size])
 
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(self.indices)
+
+def vqvae_files(out_dir: Path):
+    """The files of the VQ-VAE run in `out_dir`, for the run lifecycle."""
+    from kerasvq.training.lifecycle import RunFiles
+
+    return RunFiles(f"VQ-VAE run in {out_dir}", out_dir / "models" / "vqvae.keras",
+                    out_dir / "models" / "config.json", out_dir / "logs" / "train_vqvae.json",
+                    out_dir / "logs" / "tensorboard", out_dir / "logs" / "backup" / "vqvae",
+                    others=(out_dir / "results" / "train_summary.json",))
+
+
+def history_arrays(epochs: list[dict]) -> dict:
+    """Per-epoch history records as Keras-style {metric: [value per epoch]}."""
+    skip = {"epoch", "learning_rate", "steps", "seconds"}
+    keys = [k for k in (epochs[0] if epochs else {}) if k not in skip]
+    return {k: [e.get(k) for e in epochs] for k in keys}
 
 
 def build_model(cfg, data_variance: float):
@@ -53,15 +76,26 @@ def build_model(cfg, data_variance: float):
     return model
 
 
-def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2):
-    """Trains per `cfg`; writes models/, logs/ and results/train_summary.json under out_dir."""
-    from kerasvq.training.codebook_reset import CodebookReset
+def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2, overwrite: bool = False,
+                extra_callbacks=()):
+    """Trains per `cfg`; writes models/, logs/ and results/train_summary.json under out_dir.
+
+    A run killed mid-way resumes at its last finished epoch when started again; a finished
+    run is replaced only with `overwrite`.
+    """
+    from kerasvq.training.callbacks import HistoryWriter
+    from kerasvq.training.codebook_reset import CodebookReset, reset_count
+    from kerasvq.training.lifecycle import Run, write_json
     from kerasvq.training.vq_logging import CodebookLogger
 
     out_dir = Path(out_dir or version_dir(cfg.name))
+    log = print if verbose else (lambda message: None)
+    run = Run(vqvae_files(out_dir), overwrite=overwrite, log=log,
+              refuse_hint="pass --overwrite or choose another --out")
+    run.claim_check()
+    files = run.files
     replicas = plan_replicas(cfg.train, state_in_forward=True)
-    if verbose:
-        print(replicas.describe())
+    log(replicas.describe())
     keras.utils.set_random_seed(cfg.train.seed)
     source = EmbeddingFile(os.path.expanduser(cfg.data.embeddings), cfg.model.input_dim, cfg.data.dataset)
     train_idx, test_idx = split_indices(len(source), cfg.data.test_fraction, cfg.data.split_seed)
@@ -71,43 +105,54 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2):
     data_variance = float(sample.var(axis=0).sum() / sample.shape[1] + (sample.mean(0) ** 2).mean())
     # Every batch, the last partial one too, must split evenly over the devices.
     fit_idx = train_idx[:len(train_idx) - len(train_idx) % replicas.replicas]
-    with replicas.scope():
+    resolved = to_dict(cfg)
+    with run, replicas.scope():
+        if files.resolved_config.is_file() and run.latest_state() is not None:
+            from kerasvq.config.base import load_json
+
+            if load_json(files.resolved_config) != resolved:
+                raise UserError(f"{files.resolved_config}: the interrupted run used a different config; "
+                                "pass --overwrite to start over or use another --out")
+        write_json(files.resolved_config, resolved)
         model = build_model(cfg, data_variance)
-        if cfg.train.pca_init:
+        if cfg.train.pca_init:  # before restoring: it decides which weights are trainable
             model.initialize_linear_paths(sample)
-        if cfg.train.kmeans_init:
+        initial_epoch = run.restore(model)
+        if cfg.train.kmeans_init and not initial_epoch:
             model.initialize_codebooks(sample, seed=cfg.train.seed)
-        callbacks = [CodebookLogger(log_x, logdir=out_dir / "logs" / "tensorboard", verbose=verbose)]
+        batches = EmbeddingBatches(source, fit_idx, cfg.train.batch_size, cfg.train.seed)
+        batches.set_epoch(initial_epoch)
+        callbacks = [CodebookLogger(log_x, logdir=files.tensorboard, verbose=verbose)]
         if cfg.train.reset_every:
             callbacks.append(CodebookReset(cfg.train.reset_every, cfg.train.reset_max_unused_steps,
                                            cfg.train.reset_min_usage, cfg.train.seed))
+        history = HistoryWriter(files.history, {"run": files.name, "config": resolved,
+                                                "distribution": replicas.summary()})
+        state = run.callback(history, stateful=callbacks, datasets=[batches])
         start = time.time()
-        history = model.fit(
-            EmbeddingBatches(source, fit_idx, cfg.train.batch_size, cfg.train.seed),
-            epochs=cfg.train.epochs, verbose=verbose, callbacks=callbacks,
-            shuffle=False,  # the batches shuffle their rows per epoch from train.seed
-        )
-    seconds = time.time() - start
-    (out_dir / "models").mkdir(parents=True, exist_ok=True)
-    model_path = out_dir / "models" / "vqvae.keras"
-    model.save(model_path)
-    save_json(out_dir / "models" / "config.json", to_dict(cfg))
-    summary = {
-        "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx)),
-        "training_seconds": seconds, "epochs": cfg.train.epochs,
-        "codes_reseeded": int(callbacks[-1].total_reseeded) if cfg.train.reset_every else 0,
-        "data_variance": data_variance, "model": str(model_path), "distribution": replicas.summary(),
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-    }
-    save_json(out_dir / "results" / "train_summary.json", summary)
+        if initial_epoch < cfg.train.epochs:
+            model.fit(batches, epochs=cfg.train.epochs, initial_epoch=initial_epoch, verbose=verbose,
+                      callbacks=[*callbacks, history, *extra_callbacks, state],
+                      shuffle=False)  # the batches shuffle their rows per epoch from (seed, epoch)
+        seconds = time.time() - start
+        run.finish(model, state, wall_seconds=seconds)
+        summary = {
+            "train_rows": int(len(train_idx)), "test_rows": int(len(test_idx)),
+            "training_seconds": sum(e["seconds"] for e in state.epochs), "epochs": cfg.train.epochs,
+            "first_epoch": initial_epoch + 1, "codes_reseeded": reset_count(callbacks),
+            "data_variance": data_variance, "model": str(files.model), "distribution": replicas.summary(),
+            "history": history_arrays(state.epochs),
+        }
+        write_json(out_dir / "results" / "train_summary.json", summary)
     source.close()
+    log(f"{files.name}: finished epoch {state.epochs[-1]['epoch']} of {cfg.train.epochs}, "
+        f"loss {state.epochs[-1]['loss']:.4f}, {summary['codes_reseeded']} codes re-seeded → {files.model}")
     return model, summary
 
 
 def evaluate_run(cfg, out_dir: Path | None = None, model_path=None, baselines: bool = True,
                  num_queries: int = 1000) -> dict:
     """Held-out metrics of a trained model (and FAISS baselines) → results/evaluation.json + PNG."""
-    from kerasvq.errors import UserError
     from kerasvq.metrics.vq_evaluation import evaluate_quantizers, plot_rank_frequency
     from kerasvq.models.vqvae import VQVAE  # noqa: F401  (registers the class for loading)
 
