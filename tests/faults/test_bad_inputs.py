@@ -88,3 +88,67 @@ def test_nan_and_inf_config_values_are_config_errors(how, tmp_path, capsys):
     assert code == 2
     assert str(config) in line and "'train.learning_rate' must be a finite number" in line, line
     assert snapshot(tmp_path) == before
+
+
+# -- rows 5, 6: a truncated, zeroed or garbage .keras file -------------------------------------
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    damaged = {"truncated": data[: len(data) // 2], "zeroed": bytes(len(data)),
+               "garbage": np.random.default_rng(0).bytes(4096)}[how]
+    path.write_bytes(damaged)
+
+
+@pytest.fixture
+def damaged_lm_run(trained_tiny_lm, tmp_path):
+    """A copy of a finished LM run (model, resolved config, tokenizer) whose .keras is then
+    damaged per the test; returns (project root, model path)."""
+    import shutil
+
+    _, home, run = trained_tiny_lm
+    shutil.copytree(home / "versions", tmp_path / "versions")
+    (model,) = (tmp_path / "versions").glob(f"*/models/{run}.keras")
+    return tmp_path, model
+
+
+@pytest.mark.parametrize("how, command", [
+    ("truncated", "evaluate_lm.py"), ("zeroed", "generate_samples.py"), ("garbage", "kerasvq evaluate"),
+    ("truncated", "kerasvq sample")])
+def test_damaged_lm_model_is_one_line_naming_the_file_and_its_writer(how, command, damaged_lm_run,
+                                                                     capsys, monkeypatch):
+    root, model = damaged_lm_run
+    damage(model, how)
+    output = root / "out.json"
+    before = snapshot(root)
+    if command.endswith(".py"):
+        code, line = script(command, "--model", model, "--output", output, cwd=root)
+    else:
+        monkeypatch.setenv("KERASVQ_HOME", str(root))
+        code, line = cli(capsys, command.split()[1], "--model", model, "--output", output)
+    assert code == 2
+    assert f"{model}: not a readable Keras model (truncated or corrupt" in line, line
+    assert "'kerasvq train'" in line
+    assert snapshot(root) == before and not output.exists()
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed", "garbage"])
+def test_vqvae_evaluate_on_a_damaged_model_is_one_line(how, tmp_path, capsys):
+    import keras
+
+    from kerasvq.models.vqvae import VQVAE
+
+    np.save(tmp_path / "x.npy", embedding_rows(200))
+    config = vqvae_config(tmp_path, tmp_path / "x.npy")
+    model = VQVAE(input_dim=24, hidden_dim=32, latent_dim=16, num_heads=4, codebook_size=16,
+                  data_variance=1.0)
+    model.build()
+    path = tmp_path / "run" / "models" / "vqvae.keras"
+    path.parent.mkdir(parents=True)
+    keras.saving.save_model(model, path)
+    damage(path, how)
+    before = snapshot(tmp_path)
+    code, line = cli(capsys, "vqvae", "evaluate", "--config", config, "--out", tmp_path / "run",
+                     "--no-faiss")
+    assert code == 2
+    assert line.startswith(f"error: {path}: not a readable Keras model (truncated or corrupt")
+    assert "'kerasvq vqvae train'" in line
+    assert snapshot(tmp_path) == before
