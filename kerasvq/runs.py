@@ -20,7 +20,10 @@ from pathlib import Path
 from kerasvq.config.base import from_dict, load_json
 from kerasvq.config.lm import LMConfig
 from kerasvq.errors import UserError
+from kerasvq.model_file import load_keras_model
 from kerasvq.paths import version_dir
+
+WRITTEN_BY = "kerasvq train"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +81,6 @@ def load_trained_model(model_path: str | Path, compile: bool = False):
     one recorded at training time, or a model whose seq_len or vocabulary differ from the
     config, is an error.
     """
-    import keras
-
     import kerasvq.models  # noqa: F401  (registers the model classes)
     import kerasvq.training.losses  # noqa: F401
     import kerasvq.training.metrics  # noqa: F401
@@ -88,6 +89,7 @@ def load_trained_model(model_path: str | Path, compile: bool = False):
     model_path = Path(model_path)
     if not model_path.is_file():
         raise UserError(f"{model_path}: model file not found")
+    model = load_keras_model(model_path, WRITTEN_BY, compile=compile)  # a damaged file: one line
     config_path = resolved_config_path(model_path)
     resolved = load_json(config_path)
     cfg = from_dict(LMConfig, resolved["config"], str(config_path))
@@ -101,7 +103,6 @@ def load_trained_model(model_path: str | Path, compile: bool = False):
             f"{tokenizer.model_path}: tokenizer hash {tokenizer.sha256[:12]} differs from the "
             f"{resolved['tokenizer']['sha256'][:12]} this model was trained with"
         )
-    model = keras.models.load_model(model_path, compile=compile)
     if model.seq_len != cfg.data.seq_len or model.vocab_size != cfg.data.vocab_size:
         raise UserError(
             f"{model_path}: model has seq_len {model.seq_len} / vocab {model.vocab_size} but its "

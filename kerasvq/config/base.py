@@ -2,7 +2,8 @@
 
 Every family of runs (language models, VQ-VAEs, ...) declares its config as a tree of
 dataclasses and uses these helpers, so every config file gets the same checks: unknown keys,
-wrong types and invalid values are one-line `UserError`s naming the file and the field.
+wrong types, NaN/inf numbers and invalid values are one-line `UserError`s naming the file and
+the field.
 
 Example:
     >>> @dataclasses.dataclass
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import types
@@ -73,6 +75,8 @@ def _convert(tp, value, field: str, where: str):
             return None
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # JSON's NaN/Infinity, YAML's .nan/.inf
+                raise UserError(f"{where}: field '{field}' must be a finite number, got {value!r}")
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):

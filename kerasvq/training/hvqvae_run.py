@@ -207,12 +207,13 @@ def evaluate_hvqvae(cfg, model_path=None) -> dict:
     """Test-split metrics of the trained model (and the PCA baseline) → results/evaluation.json."""
     import kerasvq.models  # noqa: F401  (registers the model classes)
     from kerasvq.metrics.hvqvae import hvqvae_metrics
+    from kerasvq.model_file import load_keras_model
 
     out_dir = version_dir(cfg.name)
     model_path = Path(model_path or out_dir / "models" / "hvqvae.keras")
     if not model_path.is_file():
         raise UserError(f"{model_path}: model not found; run 'kerasvq hvqvae train' first")
-    model = keras.saving.load_model(model_path)
+    model = load_keras_model(model_path, "kerasvq hvqvae train")
     table, train_idx, test_idx = load_table(cfg)
     if table.values.shape[1] != model.num_features:
         raise UserError(f"{table.path}: feature count mismatch: the model expects {model.num_features} "

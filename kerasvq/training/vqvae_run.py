@@ -154,13 +154,14 @@ def evaluate_run(cfg, out_dir: Path | None = None, model_path=None, baselines: b
                  num_queries: int = 1000) -> dict:
     """Held-out metrics of a trained model (and FAISS baselines) → results/evaluation.json + PNG."""
     from kerasvq.metrics.vq_evaluation import evaluate_quantizers, plot_rank_frequency
+    from kerasvq.model_file import load_keras_model
     from kerasvq.models.vqvae import VQVAE  # noqa: F401  (registers the class for loading)
 
     out_dir = Path(out_dir or version_dir(cfg.name))
     model_path = Path(model_path or out_dir / "models" / "vqvae.keras")
     if not model_path.is_file():
         raise UserError(f"{model_path}: model not found; run 'kerasvq vqvae train' first")
-    model = keras.saving.load_model(model_path)
+    model = load_keras_model(model_path, "kerasvq vqvae train")
     source = EmbeddingFile(os.path.expanduser(cfg.data.embeddings), model.input_dim, cfg.data.dataset)
     train_idx, test_idx = split_indices(len(source), cfg.data.test_fraction, cfg.data.split_seed)
     x_train, x_test = source.take(train_idx), source.take(test_idx)

