@@ -477,7 +477,9 @@ class VectorQuantizer(keras.layers.Layer):
     def _reseed_dead(self, z, distances, codes, live, codebook, ema_count, ema_sum, steps_unused):
         """Codes whose EMA count is below `dead_code_threshold` × the uniform share restart
         at the batch's worst-served rows, with the uniform share as their count."""
-        uniform = ops.sum(ema_count, axis=-1, keepdims=True) / self.codebook_size
+        # the uniform share of this batch (not of the EMA counts, which lag for hundreds of
+        # steps behind a start at count 1 per code)
+        uniform = ops.cast(ops.shape(z)[0], "float32") / self.codebook_size * ops.ones_like(ema_count[:, :1])
         dead = ema_count < self.dead_code_threshold * uniform
         if live is not None:
             dead = ops.logical_and(dead, live)

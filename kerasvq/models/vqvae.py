@@ -31,20 +31,24 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import ops
 
 from kerasvq.data.embeddings import check_finite, check_width
 from kerasvq.errors import UserError
+from kerasvq.paths import version_dir
 from kerasvq.layers.vector_quantizer import VectorQuantizer
 from kerasvq.models.untracked_fit_state import UntrackedFitState
+from kerasvq.training.codebook_monitor import MonitoredFit
 
 RECONSTRUCTION_LOSSES = ("relative", "variance", "cosine")
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
-class VQVAE(UntrackedFitState, keras.Model):
+class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
     """MLP encoder → product `VectorQuantizer` → MLP decoder over fixed-width embeddings."""
 
     def __init__(
@@ -66,6 +70,8 @@ class VQVAE(UntrackedFitState, keras.Model):
         linear_skip: bool = False,
         residual: bool = False,
         freeze_linear_encoder: bool = False,
+        kmeans_init: bool = True,
+        dead_code_threshold: float = 0.1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,6 +96,8 @@ class VQVAE(UntrackedFitState, keras.Model):
         self.linear_skip = linear_skip
         self.residual = residual
         self.freeze_linear_encoder = freeze_linear_encoder
+        self.kmeans_init = kmeans_init
+        self.dead_code_threshold = dead_code_threshold
         # The network sees and produces unit-variance elements (x / std). Unit-length 384-d
         # inputs have elements of std 0.05; at that scale one Adam step (≈ lr per weight, over
         # a fan-in of 1024) changes the outputs by far more than the targets' size, the
@@ -136,6 +144,8 @@ class VQVAE(UntrackedFitState, keras.Model):
             orthogonal_weight=orthogonal_weight,
             entropy_weight=entropy_weight,
             residual=residual,
+            kmeans_init=kmeans_init,
+            dead_code_threshold=dead_code_threshold,
             name="quantizer",
             dtype=self.dtype_policy,
         )
@@ -288,5 +298,30 @@ class VQVAE(UntrackedFitState, keras.Model):
             linear_skip=self.linear_skip,
             residual=self.residual,
             freeze_linear_encoder=self.freeze_linear_encoder,
+            kmeans_init=self.kmeans_init,
+            dead_code_threshold=self.dead_code_threshold,
         )
         return config
+
+    def codebook_heads(self) -> list[tuple[VectorQuantizer, list[str]]]:
+        """The quantizer and its heads' names, for `CodebookMonitor` and the health check."""
+        return [(self.quantizer, [f"head{h}" for h in range(self.num_heads)])]
+
+    @staticmethod
+    def default_model_path(name: str = "vqvae-wiki") -> Path:
+        """The newest finished run's .keras file under versions/<name>/models/ (files still
+        being written, `.`-prefixed or `.partial`, are skipped); one-line error if none."""
+        folder = version_dir(name) / "models"
+        runs = sorted(
+            (p for p in folder.rglob("*.keras") if p.is_file() and not p.name.startswith(".") and ".partial" not in p.name),
+            key=lambda p: p.stat().st_mtime,
+        ) if folder.is_dir() else []
+        if not runs:
+            raise UserError(f"{folder}: no trained VQ-VAE; train one with "
+                            f"'kerasvq vqvae train --config versions/{name}/config.json'")
+        return runs[-1]
+
+    @classmethod
+    def load_default(cls, name: str = "vqvae-wiki") -> "VQVAE":
+        """The production model, `default_model_path(name)` loaded."""
+        return keras.saving.load_model(cls.default_model_path(name))
