@@ -91,14 +91,14 @@ class CodebookMonitor(keras.callbacks.Callback):
                           f"(< {self.min_usage:.0%}); {REMEDY}", CodebookCollapseWarning, stacklevel=2)
 
 
-_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 
 
 class MonitoredFit:
     """Mix in before `keras.Model`: every `fit` carries a `CodebookMonitor` unless it has one."""
 
     def fit(self, *args, **kwargs):
-        bound = _FIT_SIGNATURE.bind(self, *args, **kwargs)
+        bound = FIT_SIGNATURE.bind(self, *args, **kwargs)
         callbacks = list(bound.arguments.get("callbacks") or [])
         if not any(isinstance(c, CodebookMonitor) for c in callbacks):
             callbacks.append(CodebookMonitor())
