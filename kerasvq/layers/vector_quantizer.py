@@ -369,7 +369,7 @@ class VectorQuantizer(keras.layers.Layer):
         onehot = ops.one_hot(codes, self.codebook_size, dtype="float32")
         counts = ops.sum(onehot, axis=0)
         ema_count = self.decay * self.ema_count + (1.0 - self.decay) * counts
-        steps_unused = ops.where(counts > 0, 0.0, self.steps_unused + 1.0)
+        steps_unused = ops.where(counts > 0, 0.0, ops.convert_to_tensor(self.steps_unused) + 1.0)
         rows = ops.mod(ops.arange(self.buffer_size), ops.shape(z)[0])
         self.recent_inputs.assign(ops.transpose(ops.take(z, rows, axis=0), (1, 0, 2)))
         if not self.use_ema:
@@ -452,24 +452,24 @@ class VectorQuantizer(keras.layers.Layer):
         statistics as they are, and run the k-means on the step that fills the buffer."""
         x = ops.transpose(inputs, (1, 0, 2))  # (H or 1, N, d)
         n = ops.shape(x)[1]
+        before = ops.convert_to_tensor(self.kmeans_buffer)
         filled = ops.cast(self.kmeans_filled, "int32")
         source = ops.arange(self.kmeans_rows, dtype="int32") - filled
         valid = (source >= 0) & (source < n)
         rows = ops.take(x, ops.clip(source, 0, n - 1), axis=1)
-        buffer = ops.where(valid[None, :, None], rows, self.kmeans_buffer)
+        buffer = ops.where(valid[None, :, None], rows, before)
         new_filled = ops.minimum(filled + n, self.kmeans_rows)
         ready = ops.logical_and(ops.logical_not(live), new_filled >= self.kmeans_rows)
-        old = (self.codebook, self.ema_count)
-        book, cnt = ops.cond(ready, lambda: self._kmeans(buffer),
-                             lambda: tuple(ops.convert_to_tensor(v) for v in old))
+        old_book, old_count, old_sum = (ops.convert_to_tensor(v) for v in (self.codebook, self.ema_count, self.ema_sum))
+        book, cnt = ops.cond(ready, lambda: self._kmeans(buffer), lambda: (old_book, old_count))
         # counts per batch of n rows, as the EMA keeps them
         cnt = cnt * (ops.cast(n, "float32") / self.kmeans_rows)
         keep = lambda trained, fitted, before: ops.where(live, trained, ops.where(ready, fitted, before))
-        codebook = keep(codebook, book, self.codebook)
-        ema_sum = keep(ema_sum, book * cnt[..., None], self.ema_sum)
-        ema_count = keep(ema_count, cnt, self.ema_count)
+        codebook = keep(codebook, book, old_book)
+        ema_sum = keep(ema_sum, book * cnt[..., None], old_sum)
+        ema_count = keep(ema_count, cnt, old_count)
         steps_unused = ops.where(live, steps_unused, ops.zeros_like(steps_unused))
-        self.kmeans_buffer.assign(ops.where(live, self.kmeans_buffer, buffer))
+        self.kmeans_buffer.assign(ops.where(live, before, buffer))
         self.kmeans_filled.assign(ops.cast(new_filled, "float32"))
         self.initialized.assign(ops.where(ops.logical_or(live, ready), 1.0, 0.0))
         return codebook, ema_count, ema_sum, steps_unused
