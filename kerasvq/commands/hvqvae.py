@@ -1,12 +1,18 @@
-"""`kerasvq hvqvae train|evaluate`: the hierarchical categorical VQ-VAE over grouped features.
+"""`kerasvq hvqvae train|evaluate|health`: the hierarchical categorical VQ-VAE over grouped features.
+
+`health` checks every (level, category) codebook: exit 0 when all are healthy, 1 when any is
+collapsed (usage < 10% or one code > 50%), 2 on bad input.
 
 Example:
     $ kerasvq hvqvae train --config versions/hvqvae-demo/config.yaml --set train.epochs=2
     $ kerasvq hvqvae train --config versions/hvqvae-demo/config.yaml --set train.epochs=4 --resume
     $ kerasvq hvqvae evaluate --config versions/hvqvae-demo/config.yaml
+    $ kerasvq hvqvae health --model versions/hvqvae-demo/models/hvqvae.keras --features f.h5
 """
 
 from __future__ import annotations
+
+from kerasvq.commands.vqvae import add_health_arguments
 
 
 def register(subparsers):
@@ -24,10 +30,39 @@ def register(subparsers):
             a.add_argument("--overwrite", action="store_true", help="replace the existing run")
         else:
             a.add_argument("--model", default=None, help=".keras file (default versions/<name>/models/hvqvae.keras)")
+    h = sub.add_parser("health", help="per level and category collapse check; exit 1 when any is collapsed")
+    h.add_argument("--model", required=True, help=".keras file")
+    add_health_arguments(h, "features", "the feature file (HDF5) the model was trained on")
     p.set_defaults(func=run)
 
 
+def health(args) -> int:
+    from pathlib import Path
+
+    import keras
+
+    from kerasvq.commands.vqvae import write_health
+    from kerasvq.data.features import DEFAULT_FEATURES_DATASET, read_features
+    from kerasvq.errors import UserError
+    from kerasvq.metrics.vq_health import hvqvae_health
+    from kerasvq.models.hierarchical_vqvae import HierarchicalVQVAE
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise UserError(f"{model_path}: model not found")
+    model = keras.saving.load_model(model_path)
+    if not isinstance(model, HierarchicalVQVAE):
+        raise UserError(f"{model_path}: expected a HierarchicalVQVAE model, got {type(model).__name__}")
+    table = read_features(Path(args.features).expanduser(), args.dataset or DEFAULT_FEATURES_DATASET)
+    if table.values.shape[1] != model.num_features:
+        raise UserError(f"{table.path}: feature count mismatch: the model expects {model.num_features} "
+                        f"features, the file has {table.values.shape[1]}")
+    return write_health(hvqvae_health(model, table.values, args.max_rows, args.sample), model_path, args.json)
+
+
 def run(args) -> int:
+    if args.action == "health":
+        return health(args)
     from kerasvq.config.hvqvae import load_hvqvae_config
 
     cfg = load_hvqvae_config(args.config, args.set)

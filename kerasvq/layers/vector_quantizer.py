@@ -22,8 +22,25 @@ Gradients reach the encoder through the straight-through estimator, or the rotat
 - `entropy_weight`: per-sample assignment entropy minus the entropy of the batch's mean
   assignment (soft assignments over `-distance / entropy_temperature`), normalized by log K.
 
-Dead codes are tracked in `steps_unused` and `ema_count` and re-seeded from `recent_inputs`
-(the latest batch's encoder outputs) by `kerasvq.training.CodebookReset`.
+Safe by default, inside the layer (the ideas of vector-quantize-pytorch's `kmeans_init` and
+`threshold_ema_dead_code`), so that a plain `compile` + `fit` cannot collapse to a few codes:
+- `kmeans_init=True`: the codebooks are fitted by k-means to the first `kmeans_rows` encoder
+  outputs the layer sees in training, unless they were set explicitly first
+  (`initialize_codebook`, `set_codes`). Until the buffer is full the layer passes its input
+  through unquantized, so the encoder is not pulled towards the random initial codes. The
+  buffer, the number of rows in it and the `initialized` flag are non-trainable variables
+  and the k-means runs in the compiled step (`ops.cond`), so it works under the TensorFlow
+  and JAX loops and `keras.distribution` (where the batch it sees is the global one).
+- `dead_code_threshold > 0`: after every training step, a code whose EMA count is below that
+  fraction of the uniform share (batch size / codebook size) is re-seeded from the batch's
+  encoder outputs worst served by their code, with its statistics restarted at the uniform
+  share. Random initial codes far from the data are never chosen, so their counts decay to
+  zero and they come back next to the data instead of staying dead.
+Both act on EMA codebooks (`use_ema=True`); gradient-trained codebooks keep their values.
+
+Dead codes are also tracked in `steps_unused` and re-seeded from `recent_inputs` (the latest
+batch's encoder outputs) by the callback `kerasvq.training.CodebookReset`, for users who want
+the reset on a schedule of their own.
 
 Example:
     >>> vq = VectorQuantizer(num_heads=4, codebook_size=256)
@@ -86,6 +103,13 @@ class VectorQuantizer(keras.layers.Layer):
         buffer_size: how many recent encoder outputs per head to keep for re-seeding.
         residual: residual quantization instead of product: every head has a full-width
             codebook and quantizes what the previous heads left (`num_heads` levels).
+        kmeans_init: fit the codebooks by k-means to the first training inputs, unless they
+            were set explicitly before (EMA codebooks only).
+        kmeans_rows: how many training rows the k-means sees (at least `codebook_size`;
+            default 8 × codebook_size).
+        kmeans_iterations: Lloyd iterations of that k-means.
+        dead_code_threshold: a code whose EMA count falls below this fraction of the uniform
+            share is re-seeded during training; 0 turns the in-layer re-seeding off.
     """
 
     def __init__(
@@ -103,6 +127,10 @@ class VectorQuantizer(keras.layers.Layer):
         entropy_temperature: float = 1.0,
         buffer_size: int | None = None,
         residual: bool = False,
+        kmeans_init: bool = True,
+        kmeans_rows: int | None = None,
+        kmeans_iterations: int = 10,
+        dead_code_threshold: float = 0.1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -127,6 +155,14 @@ class VectorQuantizer(keras.layers.Layer):
         self.residual = bool(residual)
         if self.residual and self.cosine:
             raise ValueError("residual quantization needs Euclidean codebooks (cosine=False)")
+        self.kmeans_init = bool(kmeans_init)
+        self.kmeans_rows = int(kmeans_rows or 8 * self.codebook_size)
+        if self.kmeans_rows < self.codebook_size:
+            raise ValueError(f"kmeans_rows ({self.kmeans_rows}) must be at least codebook_size ({self.codebook_size})")
+        self.kmeans_iterations = int(kmeans_iterations)
+        if dead_code_threshold < 0:
+            raise ValueError(f"dead_code_threshold must be ≥ 0, got {dead_code_threshold}")
+        self.dead_code_threshold = float(dead_code_threshold)
         self.head_dim = None
 
     def build(self, input_shape):
@@ -158,9 +194,41 @@ class VectorQuantizer(keras.layers.Layer):
             name="recent_inputs", shape=(h, self.buffer_size, d), initializer="zeros",
             dtype="float32", trainable=False, autocast=False,
         )
+        # Created last, so that a model saved before they existed still finds its variables
+        # at the same positions (`load_own_variables`).
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), initializer="zeros" if self._warms_up else "ones",
+            dtype="float32", trainable=False, autocast=False,
+        )
+        if self._warms_up:
+            self.kmeans_filled = self.add_weight(
+                name="kmeans_filled", shape=(), initializer="zeros", dtype="float32", trainable=False, autocast=False
+            )
+            self.kmeans_buffer = self.add_weight(
+                name="kmeans_buffer", shape=(1 if self.residual else h, self.kmeans_rows, d), initializer="zeros",
+                dtype="float32", trainable=False, autocast=False,
+            )
         if self.cosine:
             self.codebook.assign(self._normalize(self.codebook))
         self.ema_sum.assign(ops.convert_to_tensor(self.codebook) * 1.0)
+
+    @property
+    def _warms_up(self) -> bool:
+        """Whether the layer fits its codebooks to the first training rows (in-layer k-means)."""
+        return self.kmeans_init and self.use_ema
+
+    LEGACY_VARIABLES = 5  # codebook, ema_count, ema_sum, steps_unused, recent_inputs
+
+    def load_own_variables(self, store):
+        """Also loads layers saved before the k-means state existed: they were trained or
+        initialized explicitly, so they load as initialized."""
+        if len(store.keys()) == self.LEGACY_VARIABLES:
+            all_vars = self._trainable_variables + self._non_trainable_variables
+            for i, v in enumerate(all_vars[: self.LEGACY_VARIABLES]):
+                v.assign(store[f"{i}"])
+            self.initialized.assign(1.0)
+            return
+        super().load_own_variables(store)
 
     # ---- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -245,6 +313,13 @@ class VectorQuantizer(keras.layers.Layer):
             z = self._normalize(z)
         head_inputs, distances, codes, q = self._assign(z)
         z_flat, q_flat = self._combine(z if not self.residual else z[:, :1]), self._combine(q)
+        if training and self._warms_up:
+            # Until the k-means has run, pass the input through: the random initial codes
+            # would only pull the encoder away from the data.
+            live = self.initialized > 0.5
+            q_flat = ops.where(live, q_flat, z_flat)
+            if not self.residual:
+                q = ops.where(live, q, head_inputs)
 
         commitment = ops.mean(ops.square(z_flat - ops.stop_gradient(q_flat)))
         self.add_loss(self.commitment_cost * commitment)
@@ -264,7 +339,7 @@ class VectorQuantizer(keras.layers.Layer):
         if self.entropy_weight > 0:
             self.add_loss(self.entropy_weight * self._entropy_loss(distances))
         if training:
-            self._update_state(ops.stop_gradient(head_inputs), codes)
+            self._update_state(ops.stop_gradient(head_inputs), codes, ops.stop_gradient(distances), z)
 
         lead = tuple(shape[:-1])
         quantized = ops.reshape(ops.cast(q_out, self.compute_dtype), shape)
@@ -283,25 +358,142 @@ class VectorQuantizer(keras.layers.Layer):
         batch_entropy = -ops.mean(ops.sum(avg * ops.log(ops.maximum(avg, 1e-9)), axis=-1))
         return (sample_entropy - batch_entropy) / math.log(self.codebook_size)
 
-    def _update_state(self, z, codes):
-        """Usage counters, the re-seeding buffer and (with EMA) the codebook; training only."""
+    def _update_state(self, z, codes, distances, inputs):
+        """Usage counters, the re-seeding buffer, (with EMA) the codebook, the in-layer k-means
+        and dead-code re-seeding; training only.
+
+        z: head inputs (N, H, d); codes (N, H); distances (N, H, K); inputs: the layer's
+        (normalized) input split per head, (N, H, d) or (N, 1, d) in residual mode.
+        """
         z = ops.stop_gradient(z)
         onehot = ops.one_hot(codes, self.codebook_size, dtype="float32")
         counts = ops.sum(onehot, axis=0)
         ema_count = self.decay * self.ema_count + (1.0 - self.decay) * counts
-        self.ema_count.assign(ema_count)
-        self.steps_unused.assign(ops.where(counts > 0, 0.0, self.steps_unused + 1.0))
+        steps_unused = ops.where(counts > 0, 0.0, ops.convert_to_tensor(self.steps_unused) + 1.0)
         rows = ops.mod(ops.arange(self.buffer_size), ops.shape(z)[0])
         self.recent_inputs.assign(ops.transpose(ops.take(z, rows, axis=0), (1, 0, 2)))
         if not self.use_ema:
+            self.ema_count.assign(ema_count)
+            self.steps_unused.assign(steps_unused)
             return
         sums = ops.einsum("nhk,nhd->hkd", onehot, z)
         ema_sum = self.decay * self.ema_sum + (1.0 - self.decay) * sums
         codebook = (ema_sum + self.epsilon * self.codebook) / (ema_count[..., None] + self.epsilon)
         if self.cosine:
             codebook = self._normalize(codebook)
+        live = None
+        if self._warms_up:
+            live = self.initialized > 0.5
+            codebook, ema_count, ema_sum, steps_unused = self._warm_up(
+                ops.stop_gradient(inputs), live, codebook, ema_count, ema_sum, steps_unused)
+        if self.dead_code_threshold > 0:
+            codebook, ema_count, ema_sum, steps_unused = self._reseed_dead(
+                z, distances, codes, live, codebook, ema_count, ema_sum, steps_unused)
+        self.ema_count.assign(ema_count)
+        self.steps_unused.assign(steps_unused)
         self.ema_sum.assign(ema_sum)
         self.codebook.assign(codebook)
+
+    # ---- in-layer k-means and dead-code re-seeding (traced: ops only) -------------------------
+    @staticmethod
+    def _worst_rows(rows, errors, dead):
+        """For every dead code, one of the rows its head serves worst, in order of error.
+
+        rows (H, N, d), errors (H, N), dead (H, K) bool → (H, K, d): the i-th dead code of a
+        head gets that head's i-th worst row (cycling when there are more dead codes than rows).
+        """
+        h, n = ops.shape(rows)[0], ops.shape(rows)[1]
+        order = ops.argsort(-errors, axis=-1)
+        rank = ops.maximum(ops.cumsum(ops.cast(dead, "int32"), axis=-1) - 1, 0)
+        pick = ops.take_along_axis(order, ops.mod(rank, n), axis=-1)
+        flat = ops.reshape(rows, (-1, ops.shape(rows)[-1]))
+        index = pick + ops.arange(h, dtype=pick.dtype)[:, None] * n
+        return ops.reshape(ops.take(flat, ops.reshape(index, (-1,)), axis=0), (h, -1, ops.shape(rows)[-1]))
+
+    def _lloyd(self, rows):
+        """k-means of every head at once: rows (H, B, d) → centers (H, K, d), counts (H, K)
+        and the rows' assignments (H, B). Seeds are evenly spaced buffer rows (the buffer
+        holds shuffled batches); empty clusters restart at the worst-fit rows."""
+        b, k = self.kmeans_rows, self.codebook_size
+        centers = ops.take(rows, ops.arange(k) * (b // k), axis=1)
+        r2 = ops.sum(ops.square(rows), axis=-1)[..., None]
+
+        def assign(centers):
+            d = r2 - 2.0 * ops.einsum("hbd,hkd->hbk", rows, centers) + ops.sum(ops.square(centers), axis=-1)[:, None]
+            return d, ops.argmin(d, axis=-1)
+
+        for _ in range(self.kmeans_iterations):
+            d, labels = assign(centers)
+            onehot = ops.one_hot(labels, k, dtype="float32")
+            cnt = ops.sum(onehot, axis=1)
+            means = ops.einsum("hbk,hbd->hkd", onehot, rows) / ops.maximum(cnt, 1.0)[..., None]
+            restart = self._worst_rows(rows, ops.min(d, axis=-1), cnt < 0.5)
+            centers = ops.where((cnt > 0.5)[..., None], means, restart)
+            if self.cosine:
+                centers = self._normalize(centers)
+        _, labels = assign(centers)
+        return centers, ops.sum(ops.one_hot(labels, k, dtype="float32"), axis=1), labels
+
+    def _kmeans(self, buffer):
+        """Codebooks (H, K, d) and per-code row counts (H, K) from the k-means buffer;
+        residual mode fits level after level on what the previous levels leave."""
+        if not self.residual:
+            return self._lloyd(self._normalize(buffer) if self.cosine else buffer)[:2]
+        residual, books, counts = buffer, [], []
+        for _ in range(self.num_heads):
+            centers, cnt, labels = self._lloyd(residual)
+            residual = residual - ops.take(centers[0], labels[0], axis=0)[None]
+            books.append(centers[0])
+            counts.append(cnt[0])
+        return ops.stack(books), ops.stack(counts)
+
+    def _warm_up(self, inputs, live, codebook, ema_count, ema_sum, steps_unused):
+        """Until `initialized`: append the batch to the k-means buffer, keep the codebook
+        statistics as they are, and run the k-means on the step that fills the buffer."""
+        x = ops.transpose(inputs, (1, 0, 2))  # (H or 1, N, d)
+        n = ops.shape(x)[1]
+        before = ops.convert_to_tensor(self.kmeans_buffer)
+        filled = ops.cast(self.kmeans_filled, "int32")
+        source = ops.arange(self.kmeans_rows, dtype="int32") - filled
+        valid = (source >= 0) & (source < n)
+        rows = ops.take(x, ops.clip(source, 0, n - 1), axis=1)
+        buffer = ops.where(valid[None, :, None], rows, before)
+        new_filled = ops.minimum(filled + n, self.kmeans_rows)
+        ready = ops.logical_and(ops.logical_not(live), new_filled >= self.kmeans_rows)
+        old_book, old_count, old_sum = (ops.convert_to_tensor(v) for v in (self.codebook, self.ema_count, self.ema_sum))
+        book, cnt = ops.cond(ready, lambda: self._kmeans(buffer), lambda: (old_book, old_count))
+        # counts per batch of n rows, as the EMA keeps them
+        cnt = cnt * (ops.cast(n, "float32") / self.kmeans_rows)
+        keep = lambda trained, fitted, before: ops.where(live, trained, ops.where(ready, fitted, before))
+        codebook = keep(codebook, book, old_book)
+        ema_sum = keep(ema_sum, book * cnt[..., None], old_sum)
+        ema_count = keep(ema_count, cnt, old_count)
+        steps_unused = ops.where(live, steps_unused, ops.zeros_like(steps_unused))
+        self.kmeans_buffer.assign(ops.where(live, before, buffer))
+        self.kmeans_filled.assign(ops.cast(new_filled, "float32"))
+        self.initialized.assign(ops.where(ops.logical_or(live, ready), 1.0, 0.0))
+        return codebook, ema_count, ema_sum, steps_unused
+
+    def _reseed_dead(self, z, distances, codes, live, codebook, ema_count, ema_sum, steps_unused):
+        """Codes whose EMA count is below `dead_code_threshold` × the uniform share restart
+        at the batch's worst-served rows, with the uniform share as their count."""
+        # the uniform share of this batch (not of the EMA counts, which lag for hundreds of
+        # steps behind a start at count 1 per code)
+        uniform = ops.cast(ops.shape(z)[0], "float32") / self.codebook_size * ops.ones_like(ema_count[:, :1])
+        dead = ema_count < self.dead_code_threshold * uniform
+        if live is not None:
+            dead = ops.logical_and(dead, live)
+        rows = ops.transpose(z, (1, 0, 2))  # (H, N, d)
+        error = ops.take_along_axis(distances, ops.expand_dims(codes, -1), axis=-1)[..., 0]
+        seeds = self._worst_rows(rows, ops.transpose(error), dead)
+        if self.cosine:
+            seeds = self._normalize(seeds)
+        uniform = ops.broadcast_to(uniform, ops.shape(ema_count))
+        codebook = ops.where(dead[..., None], seeds, codebook)
+        ema_count = ops.where(dead, uniform, ema_count)
+        ema_sum = ops.where(dead[..., None], seeds * uniform[..., None], ema_sum)
+        steps_unused = ops.where(dead, 0.0, steps_unused)
+        return codebook, ema_count, ema_sum, steps_unused
 
     # ---- codes in, codes out -----------------------------------------------------------------
     def get_codes(self, inputs):
@@ -365,6 +557,8 @@ class VectorQuantizer(keras.layers.Layer):
         self.ema_count.assign(ema_count)
         self.ema_sum.assign(book * ema_count[..., None])
         self.steps_unused.assign(steps)
+        if heads_codes is None:  # set explicitly: the in-layer k-means must not overwrite it
+            self.initialized.assign(1.0)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape), tuple(input_shape[:-1]) + (self.num_heads,)
@@ -385,5 +579,9 @@ class VectorQuantizer(keras.layers.Layer):
             entropy_temperature=self.entropy_temperature,
             buffer_size=self.buffer_size,
             residual=self.residual,
+            kmeans_init=self.kmeans_init,
+            kmeans_rows=self.kmeans_rows,
+            kmeans_iterations=self.kmeans_iterations,
+            dead_code_threshold=self.dead_code_threshold,
         )
         return config

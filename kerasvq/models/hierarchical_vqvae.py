@@ -40,6 +40,7 @@ from kerasvq.errors import UserError
 from kerasvq.layers.grouped_feature_encoder import GroupedFeatureEncoder, mlp_layers
 from kerasvq.layers.vector_quantizer import VectorQuantizer, cross_correlation_loss
 from kerasvq.models.untracked_fit_state import UntrackedFitState
+from kerasvq.training.codebook_monitor import MonitoredFit
 
 DEFAULT_LEVELS = (
     {"name": "coarse", "dim": 32, "codebook_size": 128},
@@ -49,7 +50,7 @@ DEFAULT_LEVELS = (
 
 
 @keras.saving.register_keras_serializable(package="kerasvq")
-class HierarchicalVQVAE(UntrackedFitState, keras.Model):
+class HierarchicalVQVAE(MonitoredFit, UntrackedFitState, keras.Model):
     """Grouped encoder → per-level, per-category residual VQ → per-category decoders.
 
     Args:
@@ -258,6 +259,12 @@ class HierarchicalVQVAE(UntrackedFitState, keras.Model):
             vq.initialize_codebook(ops.convert_to_numpy(ops.cast(z, "float32")), iterations, seed + 97 * level)
             ups = self._up(vq.lookup(vq.get_codes(z)), level)
             residuals = [r - u for r, u in zip(residuals, ups)]
+
+    def codebook_heads(self) -> list[tuple[VectorQuantizer, list[str]]]:
+        """Each level's quantizer and its heads' names (`<level>/<category>`), for
+        `CodebookMonitor` and the health check."""
+        return [(vq, [f"{level['name']}/{c}" for c in self.category_names])
+                for level, vq in zip(self.levels, self.quantizers)]
 
     def get_config(self):
         config = super().get_config()

@@ -20,16 +20,30 @@ what the previous heads left), the structure of FAISS's ResidualQuantizer, in la
 model can represent (and starts close to) a linear product quantizer and the MLP learns the
 non-linear correction on top.
 
+Defaults are the production recipe of `versions/vqvae-wiki/config.json`, the best measured
+one: commitment cost 1.0, linear skip paths started as the variance-balanced PCA rotation
+(`pca_init`, done by `fit` on a sample of its input), k-means codebooks (the quantizer's own
+`kmeans_init`, on the first training rows) and dead-code re-seeding (the quantizer's
+`dead_code_threshold`, in the layer instead of the runner's `CodebookReset`). On 26,000
+clustered unit vectors (2,000 clusters, 384-d), a plain `compile(Adam(1e-3))` + `fit`
+(batch 512, 6 epochs) reached a held-out cosine of 0.73 with these defaults, 0.56 with the
+earlier ones (commitment 0.25, no linear paths) and the same in-layer measures; without
+those measures the earlier defaults collapsed to one code per head. Every `fit` logs the
+usage per head each epoch and warns when a head collapses (`CodebookMonitor`).
+
 Example:
     >>> model = VQVAE()
     >>> model.compile(optimizer="adam")
-    >>> model.initialize_codebooks(x_train[:8192])   # k-means on encoder outputs
-    >>> model.fit(x_train, epochs=10, batch_size=256)
+    >>> model.fit(x_train, x_train, epochs=10, batch_size=256)  # PCA, k-means, re-seeding inside
     >>> codes = model.encode(x_test)                 # (N, 4) uint8
     >>> x_hat = model.decode(codes)                  # (N, 384) float32
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import warnings
 
 import keras
 import numpy as np
@@ -37,14 +51,44 @@ from keras import ops
 
 from kerasvq.data.embeddings import check_finite, check_width
 from kerasvq.errors import UserError
+from kerasvq.paths import version_dir
 from kerasvq.layers.vector_quantizer import VectorQuantizer
 from kerasvq.models.untracked_fit_state import UntrackedFitState
+from kerasvq.training.codebook_monitor import FIT_SIGNATURE, MonitoredFit
 
 RECONSTRUCTION_LOSSES = ("relative", "variance", "cosine")
 
 
+def first_rows(x, n: int, seed: int = 0):
+    """Up to `n` input rows of a fit's `x` (a random subset of an array; the first batches of
+    a `PyDataset` or `tf.data.Dataset`), or None for inputs that cannot be read twice."""
+    def inputs(batch):
+        return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+    if x is None:
+        return None
+    if hasattr(x, "shape") and hasattr(x, "__getitem__") and not isinstance(x, keras.utils.PyDataset):
+        rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
+        taken = ops.convert_to_numpy(ops.take(x, rows, axis=0)) if ops.is_tensor(x) else x[rows]
+        return np.asarray(taken, np.float32)
+    if isinstance(x, keras.utils.PyDataset):
+        batches = (x[i] for i in range(len(x)))
+    elif type(x).__module__.startswith("tensorflow") and hasattr(x, "as_numpy_iterator"):
+        batches = x.as_numpy_iterator()
+    else:
+        return None
+    out, total = [], 0
+    for batch in batches:
+        rows = np.asarray(inputs(batch), np.float32)
+        out.append(rows)
+        total += len(rows)
+        if total >= n:
+            break
+    return np.concatenate(out)[:n] if out else None
+
+
 @keras.saving.register_keras_serializable(package="kerasvq")
-class VQVAE(UntrackedFitState, keras.Model):
+class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
     """MLP encoder → product `VectorQuantizer` → MLP decoder over fixed-width embeddings."""
 
     def __init__(
@@ -56,16 +100,19 @@ class VQVAE(UntrackedFitState, keras.Model):
         codebook_size: int = 256,
         dropout: float = 0.1,
         decay: float = 0.99,
-        commitment_cost: float = 0.25,
+        commitment_cost: float = 1.0,
         cosine_codebooks: bool = False,
         gradient: str = "straight_through",
         orthogonal_weight: float = 0.0,
         entropy_weight: float = 0.0,
         reconstruction_loss: str = "relative",
         data_variance: float = 1.0 / 384,
-        linear_skip: bool = False,
+        linear_skip: bool = True,
         residual: bool = False,
         freeze_linear_encoder: bool = False,
+        pca_init: bool = True,
+        kmeans_init: bool = True,
+        dead_code_threshold: float = 0.1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,6 +137,9 @@ class VQVAE(UntrackedFitState, keras.Model):
         self.linear_skip = linear_skip
         self.residual = residual
         self.freeze_linear_encoder = freeze_linear_encoder
+        self.pca_init = pca_init
+        self.kmeans_init = kmeans_init
+        self.dead_code_threshold = dead_code_threshold
         # The network sees and produces unit-variance elements (x / std). Unit-length 384-d
         # inputs have elements of std 0.05; at that scale one Adam step (≈ lr per weight, over
         # a fan-in of 1024) changes the outputs by far more than the targets' size, the
@@ -136,6 +186,8 @@ class VQVAE(UntrackedFitState, keras.Model):
             orthogonal_weight=orthogonal_weight,
             entropy_weight=entropy_weight,
             residual=residual,
+            kmeans_init=kmeans_init,
+            dead_code_threshold=dead_code_threshold,
             name="quantizer",
             dtype=self.dtype_policy,
         )
@@ -288,5 +340,59 @@ class VQVAE(UntrackedFitState, keras.Model):
             linear_skip=self.linear_skip,
             residual=self.residual,
             freeze_linear_encoder=self.freeze_linear_encoder,
+            pca_init=self.pca_init,
+            kmeans_init=self.kmeans_init,
+            dead_code_threshold=self.dead_code_threshold,
         )
         return config
+
+    # ---- the plain fit path initializes like the production runner ---------------------------
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, after the PCA start of the linear paths (`pca_init`).
+
+        The PCA runs on up to `PCA_SAMPLE` rows of the training input (an array, a
+        `PyDataset` or a `tf.data.Dataset`) unless the linear paths or the codebooks were
+        initialized explicitly first: moving the latents afterwards would strand codebooks
+        fitted to the old ones. The codebooks then follow by the quantizer's own k-means.
+        """
+        if self._needs_pca_start():
+            sample = first_rows(FIT_SIGNATURE.bind(self, *args, **kwargs).arguments.get("x"), self.PCA_SAMPLE)
+            if sample is None:
+                warnings.warn("VQVAE.fit: the linear paths start from their random init (pca_init needs an "
+                              "array, a PyDataset or a tf.data.Dataset as x); call model.initialize_linear_paths(x) "
+                              "first for the PCA start", stacklevel=2)
+            else:
+                self.initialize_linear_paths(sample)
+        return super().fit(*args, **kwargs)
+
+    PCA_SAMPLE = 8192
+
+    def _needs_pca_start(self) -> bool:
+        if not (self.linear_skip and self.pca_init) or self.freeze_linear_encoder:
+            return False
+        if not self.built:
+            self.build()
+        return float(ops.convert_to_numpy(self.quantizer.initialized)) < 0.5
+
+    def codebook_heads(self) -> list[tuple[VectorQuantizer, list[str]]]:
+        """The quantizer and its heads' names, for `CodebookMonitor` and the health check."""
+        return [(self.quantizer, [f"head{h}" for h in range(self.num_heads)])]
+
+    @staticmethod
+    def default_model_path(name: str = "vqvae-wiki") -> Path:
+        """The newest finished run's .keras file under versions/<name>/models/ (files still
+        being written, `.`-prefixed or `.partial`, are skipped); one-line error if none."""
+        folder = version_dir(name) / "models"
+        runs = sorted(
+            (p for p in folder.rglob("*.keras") if p.is_file() and not p.name.startswith(".") and ".partial" not in p.name),
+            key=lambda p: p.stat().st_mtime,
+        ) if folder.is_dir() else []
+        if not runs:
+            raise UserError(f"{folder}: no trained VQ-VAE; train one with "
+                            f"'kerasvq vqvae train --config versions/{name}/config.json'")
+        return runs[-1]
+
+    @classmethod
+    def load_default(cls, name: str = "vqvae-wiki") -> "VQVAE":
+        """The production model, `default_model_path(name)` loaded."""
+        return keras.saving.load_model(cls.default_model_path(name))

@@ -70,7 +70,7 @@ def history_arrays(epochs: list[dict]) -> dict:
 def build_model(cfg, data_variance: float):
     from kerasvq.models.vqvae import VQVAE
 
-    model = VQVAE(**dataclasses.asdict(cfg.model), data_variance=data_variance)
+    model = VQVAE(**dataclasses.asdict(cfg.model), data_variance=data_variance, pca_init=cfg.train.pca_init)
     model.build()
     model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm))
     return model
