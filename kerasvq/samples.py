@@ -43,7 +43,14 @@ def read_prompts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: prompts file not found; expected one prompt per line")
-    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line_no = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line_no}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the "
+                        "prompts file as UTF-8, one prompt per line") from None
+    prompts = [line.strip() for line in text.splitlines()]
     prompts = [p for p in prompts if p and not p.startswith("#")]
     if not prompts:
         raise UserError(f"{path}: no prompts; expected one prompt per line")

@@ -152,3 +152,18 @@ def test_vqvae_evaluate_on_a_damaged_model_is_one_line(how, tmp_path, capsys):
     assert line.startswith(f"error: {path}: not a readable Keras model (truncated or corrupt")
     assert "'kerasvq vqvae train'" in line
     assert snapshot(tmp_path) == before
+
+
+def test_latin1_prompts_file_is_one_line_naming_the_file_and_line(trained_tiny_lm, tmp_path, capsys,
+                                                                   monkeypatch):
+    _, home, run = trained_tiny_lm
+    (model,) = (home / "versions").glob(f"*/models/{run}.keras")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_bytes("O Brasil é\nA educação\n".encode("latin-1"))
+    output = tmp_path / "samples.json"
+    before = snapshot(tmp_path)
+    monkeypatch.setenv("KERASVQ_HOME", str(home))
+    code, line = cli(capsys, "sample", "--model", model, "--prompts", prompts, "--output", output)
+    assert code == 2
+    assert f"{prompts}:1: not UTF-8 text (byte 0xe9)" in line, line
+    assert snapshot(tmp_path) == before and not output.exists()
