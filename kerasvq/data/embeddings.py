@@ -129,6 +129,25 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
+RECALL_K = 10
+
+
+def check_split_sizes(path, train_rows: int, test_rows: int, codebook_size: int) -> None:
+    """Stops with one line when a split is too small for what the run does with it.
+
+    The train split seeds every codebook by k-means, so it needs at least `codebook_size`
+    rows; the test split scores recall@10 with each query left out of its own neighbours, so
+    it needs `RECALL_K` + 1 rows.
+    """
+    total = train_rows + test_rows
+    if train_rows < codebook_size:
+        raise UserError(f"{path}: {total} rows give a train split of {train_rows}; k-means needs at "
+                        f"least {codebook_size} (model.codebook_size) training rows")
+    if test_rows < RECALL_K + 1:
+        raise UserError(f"{path}: {total} rows give a test split of {test_rows}; recall@{RECALL_K} needs "
+                        f"at least {RECALL_K + 1} (raise data.test_fraction or add rows)")
+
+
 class EmbeddingWriter:
     """Appends vectors (and their texts) to an HDF5 file, resumably.
 

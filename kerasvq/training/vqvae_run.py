@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from kerasvq.config.base import save_json, to_dict
-from kerasvq.data.embeddings import EmbeddingFile, split_indices
+from kerasvq.data.embeddings import EmbeddingFile, check_split_sizes, split_indices
 from kerasvq.data.windows import EpochOrderedDataset
 from kerasvq.errors import UserError
 from kerasvq.paths import version_dir
@@ -99,6 +99,7 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2, overwrite: b
     keras.utils.set_random_seed(cfg.train.seed)
     source = EmbeddingFile(os.path.expanduser(cfg.data.embeddings), cfg.model.input_dim, cfg.data.dataset)
     train_idx, test_idx = split_indices(len(source), cfg.data.test_fraction, cfg.data.split_seed)
+    check_split_sizes(cfg.data.embeddings, len(train_idx), len(test_idx), cfg.model.codebook_size)
     rng = np.random.default_rng(cfg.train.seed)
     sample = source.take(np.sort(rng.choice(train_idx, min(len(train_idx), cfg.train.kmeans_sample), replace=False)))
     log_x = source.take(np.sort(rng.choice(test_idx, min(len(test_idx), cfg.train.log_sample), replace=False)))
@@ -164,6 +165,7 @@ def evaluate_run(cfg, out_dir: Path | None = None, model_path=None, baselines: b
     model = load_keras_model(model_path, "kerasvq vqvae train")
     source = EmbeddingFile(os.path.expanduser(cfg.data.embeddings), model.input_dim, cfg.data.dataset)
     train_idx, test_idx = split_indices(len(source), cfg.data.test_fraction, cfg.data.split_seed)
+    check_split_sizes(cfg.data.embeddings, len(train_idx), len(test_idx), model.codebook_size)
     x_train, x_test = source.take(train_idx), source.take(test_idx)
     start = time.time()
     model.encode(x_test)

@@ -167,3 +167,18 @@ def test_latin1_prompts_file_is_one_line_naming_the_file_and_line(trained_tiny_l
     assert code == 2
     assert f"{prompts}:1: not UTF-8 text (byte 0xe9)" in line, line
     assert snapshot(tmp_path) == before and not output.exists()
+
+
+@pytest.mark.parametrize("rows, expected", [
+    (0, "0 rows give a train split of 0; k-means needs at least 16"),
+    (12, "12 rows give a train split of 9; k-means needs at least 16"),
+    (40, "40 rows give a test split of 8; recall@10 needs at least 11")])
+def test_vqvae_train_on_too_few_rows_is_one_line_with_the_counts(rows, expected, tmp_path, capsys):
+    embeddings = tmp_path / "emb.npy"
+    np.save(embeddings, embedding_rows(rows))
+    config = vqvae_config(tmp_path, embeddings)
+    before = snapshot(tmp_path)
+    code, line = cli(capsys, "vqvae", "train", "--config", config, "--out", tmp_path / "run")
+    assert code == 2
+    assert f"{embeddings}: {expected}" in line, line
+    assert snapshot(tmp_path) == before
