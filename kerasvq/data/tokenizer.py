@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -23,9 +24,24 @@ import sentencepiece as spm
 
 from kerasvq.errors import UserError
 
+# Longer lines are left out of tokenizer training (sentencepiece's max_sentence_length).
+MAX_SENTENCE_LENGTH = 1 << 16
+
 
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def training_failure(message: str, vocab_size: int) -> str:
+    """sentencepiece's internal error text, said in the user's terms where it is a known case."""
+    too_high = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", message)
+    if too_high:
+        return (f"field 'data.vocab_size' ({vocab_size}) is larger than this corpus supports: the "
+                f"largest vocabulary its training documents give is {too_high.group(2)}")
+    if "!sentences_.empty()" in message:
+        return ("too few sentences to train a tokenizer: no training document has a line of at most "
+                f"{MAX_SENTENCE_LENGTH} bytes; split the corpus into lines (one document or sentence each)")
+    return f"tokenizer training failed on this corpus: {message}"
 
 
 class Tokenizer:
@@ -62,7 +78,7 @@ class Tokenizer:
                     model_type=model_type,
                     byte_fallback=True,
                     character_coverage=0.9995,
-                    max_sentence_length=1 << 16,
+                    max_sentence_length=MAX_SENTENCE_LENGTH,
                     input_sentence_size=2_000_000,
                     shuffle_input_sentence=True,
                     bos_id=-1,
@@ -73,7 +89,7 @@ class Tokenizer:
                     minloglevel=2,
                 )
             except RuntimeError as e:
-                raise UserError(f"tokenizer training failed on this corpus: {e}") from None
+                raise UserError(training_failure(str(e), vocab_size)) from None
             # Move into place only when complete, so an interrupted run leaves no half model.
             os.replace(f"{prefix}.model", target)
         return cls(target)

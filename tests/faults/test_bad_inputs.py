@@ -182,3 +182,18 @@ def test_vqvae_train_on_too_few_rows_is_one_line_with_the_counts(rows, expected,
     assert code == 2
     assert f"{embeddings}: {expected}" in line, line
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("documents, vocab_size, expected", [
+    (["x" * 70_000, "y" * 70_000], 64, "too few sentences to train a tokenizer: no training document has a line of at most 65536 bytes"),
+    (["uma frase curta de teste"] * 20, 4000, "field 'data.vocab_size' (4000) is larger than this corpus supports: the largest vocabulary its training documents give is "),
+])
+def test_tokenizer_errors_are_said_in_the_users_terms(documents, vocab_size, expected, tmp_path):
+    from kerasvq.data.tokenizer import Tokenizer
+    from kerasvq.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        Tokenizer.train(documents, tmp_path / "mappings", vocab_size=vocab_size)
+    assert str(e.value).startswith(expected), str(e.value)
+    assert "INTERNAL" not in str(e.value) and "\n" not in str(e.value)
+    assert list((tmp_path / "mappings").iterdir()) == []
