@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -97,8 +98,27 @@ class EmbeddingFile:
         out[order] = rows
         bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
         if bad.size:
-            check_finite(out[bad[:1]], self.where, int(indices[bad[0]]))
+            try:
+                check_finite(out[bad[:1]], self.where, int(indices[bad[0]]))
+            except UserError as e:
+                # Kept so the caller can say this line when a data pipeline (tf.data, a
+                # PyDataset worker) re-raises it wrapped in its own error type.
+                self.error = e
+                raise
         return out
+
+    error: UserError | None = None
+
+    @contextlib.contextmanager
+    def raising_own_errors(self):
+        """Inside it, a failure caused by this file's bad rows comes out as the UserError
+        that named them, not as the framework's wrapper of it (TensorFlow's UnknownError)."""
+        try:
+            yield
+        except Exception:
+            if self.error is not None:
+                raise self.error from None
+            raise
 
     def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None):
         stop = len(self) if stop is None else stop

@@ -132,9 +132,10 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2, overwrite: b
         state = run.callback(history, stateful=callbacks, datasets=[batches])
         start = time.time()
         if initial_epoch < cfg.train.epochs:
-            model.fit(batches, epochs=cfg.train.epochs, initial_epoch=initial_epoch, verbose=verbose,
-                      callbacks=[*callbacks, history, *extra_callbacks, state],
-                      shuffle=False)  # the batches shuffle their rows per epoch from (seed, epoch)
+            with source.raising_own_errors():
+                model.fit(batches, epochs=cfg.train.epochs, initial_epoch=initial_epoch, verbose=verbose,
+                          callbacks=[*callbacks, history, *extra_callbacks, state],
+                          shuffle=False)  # the batches shuffle their rows per epoch from (seed, epoch)
         seconds = time.time() - start
         run.finish(model, state, wall_seconds=seconds)
         summary = {

@@ -197,3 +197,21 @@ def test_tokenizer_errors_are_said_in_the_users_terms(documents, vocab_size, exp
     assert str(e.value).startswith(expected), str(e.value)
     assert "INTERNAL" not in str(e.value) and "\n" not in str(e.value)
     assert list((tmp_path / "mappings").iterdir()) == []
+
+
+def test_inf_rows_past_the_finite_check_sample_stop_training_with_the_row(tmp_path, capsys):
+    from kerasvq.data.embeddings import split_indices
+
+    cfg = VQVAEConfig()
+    train_idx, _ = split_indices(2000, cfg.data.test_fraction, cfg.data.split_seed)
+    checked = np.random.default_rng(cfg.train.seed).choice(train_idx, 100, replace=False)
+    row = int(np.setdiff1d(train_idx, checked)[-1])  # a training row the k-means sample skips
+    x = embedding_rows(2000)
+    x[row, 3] = np.inf
+    embeddings = tmp_path / "emb.npy"
+    np.save(embeddings, x)
+    config = vqvae_config(tmp_path, embeddings)
+    code, line = cli(capsys, "vqvae", "train", "--config", config, "--out", tmp_path / "run")
+    assert code == 2
+    assert line.endswith(f"{embeddings}: NaN or inf values in rows {row}"), line
+    assert not (tmp_path / "run" / "models" / "vqvae.keras").exists()
