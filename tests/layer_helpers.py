@@ -45,3 +45,19 @@ def round_trip(layer, x, tmp_path):
     loaded = keras.saving.load_model(path)
     after = keras.ops.convert_to_numpy(loaded(x, training=False))
     return before, after
+
+
+def far_codes_vqvae(x, seed=0):
+    """The old collapse set up on `x` (1024 × 16 rows): a 2-head, 16-code VQVAE with the
+    in-layer measures off, whose codes all start far from the data's latents."""
+    from kerasvq.models.vqvae import VQVAE
+
+    model = VQVAE(input_dim=16, hidden_dim=32, latent_dim=16, num_heads=2, codebook_size=16,
+                  dropout=0.0, data_variance=9.0, kmeans_init=False, dead_code_threshold=0.0)
+    model.build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    z = model.latents(x)
+    far = np.broadcast_to(z.reshape(-1, 2, 8).mean(0)[:, None] + 100.0, (2, 16, 8)).copy()
+    far += np.random.default_rng(seed).standard_normal(far.shape).astype("float32")
+    model.quantizer.set_codes(far.astype("float32"))
+    return model

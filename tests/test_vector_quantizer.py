@@ -8,6 +8,7 @@ from kerasvq.layers.vector_quantizer import VectorQuantizer
 from kerasvq.models.vqvae import VQVAE
 from kerasvq.metrics.codebook import codebook_stats
 from kerasvq.training.codebook_reset import CodebookReset
+from layer_helpers import far_codes_vqvae
 
 np_ = ops.convert_to_numpy
 
@@ -103,15 +104,7 @@ def _collapse_run(anti_collapse: bool, seed: int = 0):
     """The old failure: every code starts far from the data, so one code wins everything."""
     keras.utils.set_random_seed(seed)
     x = clusters(1024, centers=64, seed=seed)
-    # in-layer measures off: the codes stay where they are put
-    model = VQVAE(input_dim=16, hidden_dim=32, latent_dim=16, num_heads=2, codebook_size=16,
-                  dropout=0.0, data_variance=9.0, kmeans_init=False, dead_code_threshold=0.0)
-    model.build()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    z = model.latents(x)
-    far = np.broadcast_to(z.reshape(-1, 2, 8).mean(0)[:, None] + 100.0, (2, 16, 8)).copy()
-    far += np.random.default_rng(seed).standard_normal(far.shape).astype("float32")
-    model.quantizer.set_codes(far.astype("float32"))
+    model = far_codes_vqvae(x, seed)  # in-layer measures off: the codes stay where they are put
     callbacks = []
     if anti_collapse:
         model.initialize_codebooks(x)

@@ -17,6 +17,7 @@ from kerasvq.metrics.reconstruction import cosine
 from kerasvq.metrics.vq_health import vqvae_health
 from kerasvq.models.vqvae import VQVAE
 from kerasvq.training.codebook_monitor import CodebookCollapseWarning
+from layer_helpers import far_codes_vqvae
 
 np_ = ops.convert_to_numpy
 
@@ -104,14 +105,7 @@ def collapsed_model(seed=0):
     """The old failure, in-layer measures off: every code starts far from the data."""
     keras.utils.set_random_seed(seed)
     x = blobs(1024, dim=16, centers=64, seed=seed)
-    model = VQVAE(input_dim=16, hidden_dim=32, latent_dim=16, num_heads=2, codebook_size=16, dropout=0.0,
-                  data_variance=9.0, kmeans_init=False, dead_code_threshold=0.0)
-    model.build()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    z = model.latents(x)
-    far = np.broadcast_to(z.reshape(-1, 2, 8).mean(0)[:, None] + 100.0, (2, 16, 8)).copy()
-    far += np.random.default_rng(seed).standard_normal(far.shape).astype("float32")
-    model.quantizer.set_codes(far.astype("float32"))
+    model = far_codes_vqvae(x, seed)
     return model, x
 
 
