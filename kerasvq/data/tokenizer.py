@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+from kerasvq.data.temp_files import remove_orphans, temp_prefix
 from kerasvq.errors import UserError
 
 # Longer lines are left out of tokenizer training (sentencepiece's max_sentence_length).
@@ -68,7 +69,8 @@ class Tokenizer:
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / cls.model_filename(vocab_size, model_type)
         spm.set_random_generator_seed(seed)
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        remove_orphans(out_dir, target.name)
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=temp_prefix(target.name)) as tmp:
             prefix = Path(tmp) / "spm"
             try:
                 spm.SentencePieceTrainer.train(

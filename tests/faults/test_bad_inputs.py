@@ -215,3 +215,48 @@ def test_inf_rows_past_the_finite_check_sample_stop_training_with_the_row(tmp_pa
     assert code == 2
     assert line.endswith(f"{embeddings}: NaN or inf values in rows {row}"), line
     assert not (tmp_path / "run" / "models" / "vqvae.keras").exists()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has already exited (as after a kill -9)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_killed_tokenizer_training_leaves_nothing_after_the_next_run(tmp_path):
+    from kerasvq.data.tokenizer import Tokenizer
+
+    mappings = tmp_path / "mappings"
+    orphan = mappings / f".spm_unigram_300.model.{dead_pid()}.abc"
+    running = mappings / f".spm_unigram_300.model.{os.getppid()}.def"  # a live build's: kept
+    for folder in (orphan, running):
+        folder.mkdir(parents=True)
+        (folder / "spm.vocab").write_text("partial")
+    Tokenizer.train(["uma frase de teste com palavras diferentes %d" % i for i in range(200)], mappings,
+                    vocab_size=300)
+    assert not orphan.exists() and running.exists()
+    assert (mappings / "spm_unigram_300.model").is_file()
+
+
+def test_corpus_killed_before_its_stats_is_called_incomplete(tmp_path, monkeypatch):
+    import kerasvq.data.default_corpus as dc
+
+    corpus = tmp_path / "ptbr-default.txt"
+    corpus.write_text("um documento\n", encoding="utf-8")
+    orphan = tmp_path / f".ptbr-default.txt.{dead_pid()}.x.tmp"
+    orphan.write_text("half")
+    lines = []
+
+    class Stop(Exception):
+        pass
+
+    def stop():
+        raise Stop  # the rebuild itself is not under test
+
+    monkeypatch.setattr(dc, "cache_dir", stop)
+    with pytest.raises(Stop):
+        dc.build_default_corpus(corpus, log=lines.append)
+    assert not orphan.exists()
+    assert any("is from a build that did not finish (no ptbr-default.stats.json)" in line for line in lines), lines
+    assert not any("another version" in line for line in lines)
