@@ -11,11 +11,15 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
 
 from kerasvq.errors import UserError
+
+
+DISK_ERRORS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # A folder the user pointed at cannot take the output (read-only, full, not ours):
+        # that is bad input too. Every writer goes through a temporary + rename, so what the
+        # user had there is untouched.
+        if e.errno not in DISK_ERRORS or not e.filename:
+            raise
+        print(f"error: {e.filename}: {e.strerror}; nothing was replaced there", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)

@@ -260,3 +260,26 @@ def test_corpus_killed_before_its_stats_is_called_incomplete(tmp_path, monkeypat
     assert not orphan.exists()
     assert any("is from a build that did not finish (no ptbr-default.stats.json)" in line for line in lines), lines
     assert not any("another version" in line for line in lines)
+
+
+@pytest.mark.parametrize("verb", ["features make-demo", "evaluate"])
+def test_read_only_output_folder_is_one_line_naming_it(verb, trained_tiny_lm, tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, dir=None, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(Path(dir or tmp_path) / ".tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    before = snapshot(tmp_path)
+    if verb == "evaluate":
+        _, home, run = trained_tiny_lm
+        (model,) = (home / "versions").glob(f"*/models/{run}.keras")
+        monkeypatch.setenv("KERASVQ_HOME", str(home))
+        code, line = cli(capsys, "evaluate", "--model", model, "--output", tmp_path / "results.json")
+    else:
+        code, line = cli(capsys, "features", "make-demo", "--out", tmp_path / "demo.h5", "--samples", "100")
+    assert code == 2
+    assert line.startswith(f"error: {tmp_path}") and "Read-only file system" in line, line
+    assert snapshot(tmp_path) == before
