@@ -15,6 +15,7 @@ import errno
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from kerasvq.errors import UserError
 
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         # user had there is untouched.
         if e.errno not in DISK_ERRORS or not e.filename:
             raise
-        print(f"error: {e.filename}: {e.strerror}; nothing was replaced there", file=sys.stderr)
+        folder = Path(e.filename).parent
+        print(f"error: {folder}: {e.strerror} (writing {Path(e.filename).name}); nothing there was replaced",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
