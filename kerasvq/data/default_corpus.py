@@ -172,6 +172,9 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
         raise UserError(f"{output}: no documents were produced from any source")
     documents.sort()
     random.Random(SEED).shuffle(documents)
+    # The stats go first and come back last: a rebuild (--force) killed between the new text
+    # and its stats leaves no stats, so it reads as unfinished, never as the old build's.
+    stats_path(output).unlink(missing_ok=True)
     write_lines_atomic(output, documents)
     totals = {k: sum(c[k] for c in counts.values()) for k in ("documents", "words", "characters")}
     seconds = round(time.monotonic() - start, 1)

