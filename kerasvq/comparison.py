@@ -17,17 +17,6 @@ COMPARISON_SCHEMA_VERSION = 1
 EXCERPTS_PER_SETTING = 3
 
 
-def json_ready(value):
-    """`value` with NaN/inf floats turned into None (strict JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
 def _excerpts(samples: dict) -> list[dict]:
     out = []
     for setting in samples["settings"]:

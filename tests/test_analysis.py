@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerasvq.comparison import compare, comparison_markdown, json_ready
+from kerasvq.comparison import compare, comparison_markdown
+from kerasvq.config.base import strict_json
 from kerasvq.evaluation import RESULTS_SCHEMA_VERSION, evaluate_run, score_documents
 from kerasvq.metrics.lm import lm_metrics
 from kerasvq.registry import resolve_model
@@ -127,7 +128,7 @@ def test_samples_schema(records):
         assert s["num_new_tokens"] <= 8
     human = samples["human_baseline"]
     assert human["word_validity"] > 0.8 and human["num_texts"] == 50
-    json.dumps(json_ready(samples), allow_nan=False)
+    json.dumps(strict_json(samples), allow_nan=False)
 
 
 def test_prompts_file_has_enough_varied_prompts():
@@ -148,7 +149,7 @@ def test_comparison_report_and_attention_build(records, loaded, tmp_path):
     model, _, tok = loaded["tiny-v5"]
     pngs = attention_maps(model, tok, PROMPTS[0], tmp_path / "report", "attention_v5")
     assert len(pngs) == 2
-    report = build_report(json.loads(json.dumps(json_ready(comp))), tmp_path / "report", pngs)
+    report = build_report(json.loads(json.dumps(strict_json(comp))), tmp_path / "report", pngs)
     text = report.read_text()
     for name in ("lm_metrics.png", "loss_curves.png", "degeneration.png", "attention_v5_layer1.png"):
         assert f"]({name})" in text and (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
@@ -194,8 +195,8 @@ def test_comparison_reads_earlier_evaluations_from_folders(records, tmp_path):
     from kerasvq.errors import UserError
 
     for name, folder in (("tiny-v4", "first"), ("tiny-v5", "second")):
-        save_json(tmp_path / folder / f"results_{name}.json", json_ready(records[name][0]))
-        save_json(tmp_path / folder / f"samples_{name}.json", json_ready(records[name][1]))
+        save_json(tmp_path / folder / f"results_{name}.json", strict_json(records[name][0]))
+        save_json(tmp_path / folder / f"samples_{name}.json", strict_json(records[name][1]))
     results, samples = load_evaluations(["tiny-v5", "tiny-v4"], [tmp_path / "first", tmp_path / "second"])
     assert [r["model_key"] for r in results] == ["tiny-v5", "tiny-v4"]
     assert compare(results, samples)["same_data"]

@@ -39,8 +39,7 @@ def prepare_lexicon(args) -> None:
 
 def write_json(path, data) -> None:
     """Writes `data` as strict JSON (NaN → null) and says so."""
-    from kerasvq.comparison import json_ready
     from kerasvq.config.base import save_json
 
-    save_json(path, json_ready(data))
+    save_json(path, data)
     print(f"wrote {path}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import tempfile
 import types
@@ -26,6 +27,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from kerasvq.data.temp_files import temp_prefix
 from kerasvq.errors import UserError
 
 
@@ -183,13 +185,41 @@ def load_config(cls, path: str | os.PathLike, overrides=()):
     return from_dict(cls, data, str(path))
 
 
+def strict_json(value):
+    """`value` with NaN and infinities replaced by None, so strict JSON parsers accept it.
+
+    NumPy scalars become Python numbers (NumPy registers them as `numbers.Real`/`Integral`).
+
+    Example:
+        >>> strict_json({"losses": [2.5, float("inf")], "steps_run": 2})
+        {'losses': [2.5, None], 'steps_run': 2}
+    """
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def save_json(path: str | os.PathLike, data: Any) -> Path:
-    """Writes JSON atomically (temporary file + rename), so a crash never leaves half a file."""
+    """Writes strict JSON (`strict_json`: NaN/inf as null) atomically, through a temporary file
+    and a rename, so a crash never leaves half a file; a failed write removes its temporary,
+    and one a kill leaves behind names its process (`kerasvq.data.temp_files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(strict_json(data), f, indent=2, ensure_ascii=False, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

@@ -87,9 +87,12 @@ class VQTrainConfig:
     def validate(self):
         if self.devices is not None and self.devices < 1:
             raise UserError(f"field 'train.devices' must be at least 1 or null, got {self.devices}")
-        for name in ("epochs", "batch_size", "kmeans_sample", "log_sample"):
+        for name in ("epochs", "batch_size", "kmeans_sample"):
             if getattr(self, name) < 1:
                 raise UserError(f"field 'train.{name}' must be at least 1, got {getattr(self, name)}")
+        if self.log_sample < 11:  # each epoch's recall@10 needs a query and 10 other rows
+            raise UserError(f"field 'train.log_sample' must be at least 11 (recall@10 needs a query "
+                            f"and 10 neighbours), got {self.log_sample}")
         if self.learning_rate <= 0 or self.clipnorm <= 0:
             raise UserError("fields 'train.learning_rate' and 'train.clipnorm' must be positive")
         if self.reset_every < 0:

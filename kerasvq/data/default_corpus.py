@@ -129,8 +129,9 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
                          force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Builds the corpus into `output` (default `default_corpus_path()`) unless it exists."""
     output = Path(output) if output is not None else default_corpus_path()
-    for orphan in remove_orphans(output.parent, output.name):
-        log(f"removed {orphan}, left by a build that was killed")
+    for name in (output.name, stats_path(output).name):  # the text's and the stats' temporaries
+        for orphan in remove_orphans(output.parent, name):
+            log(f"removed {orphan}, left by a build that was killed")
     if output.exists() and not force:
         if is_current(output):
             log(f"{output} already exists; use --force to rebuild it")
@@ -171,6 +172,9 @@ def build_default_corpus(output: Path | None = None, pypi_only: bool = False,
         raise UserError(f"{output}: no documents were produced from any source")
     documents.sort()
     random.Random(SEED).shuffle(documents)
+    # The stats go first and come back last: a rebuild (--force) killed between the new text
+    # and its stats leaves no stats, so it reads as unfinished, never as the old build's.
+    stats_path(output).unlink(missing_ok=True)
     write_lines_atomic(output, documents)
     totals = {k: sum(c[k] for c in counts.values()) for k in ("documents", "words", "characters")}
     seconds = round(time.monotonic() - start, 1)

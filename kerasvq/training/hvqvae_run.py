@@ -119,7 +119,7 @@ def hvqvae_files(cfg):
 
 def write_history_csv(path: Path, epochs: list[dict]):
     """`epochs` as Keras's CSVLogger writes them (0-based epoch, then the sorted metrics)."""
-    from kerasvq.training.lifecycle import strict_json
+    from kerasvq.config.base import strict_json
 
     keys = sorted(k for k in (epochs[0] if epochs else {}) if k not in ("epoch", "learning_rate", "steps", "seconds"))
     lines = [",".join(["epoch", *keys])]

