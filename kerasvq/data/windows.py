@@ -39,18 +39,35 @@ def count_windows(num_tokens: int, seq_len: int, stride: int) -> int:
 
 
 class EpochOrderedDataset(keras.utils.PyDataset):
-    """A `PyDataset` whose item order in epoch e is `_make_order()` for `self.epoch == e`, a
-    function of (seed, epoch): a resumed run calls `set_epoch` and reads the batches of the
-    uninterrupted run. Subclasses set `self.epoch = 0` and `self._order` in `__init__`."""
+    """A `PyDataset` over `items` (window starts, row indices) whose order in epoch e is a
+    function of (seed, e) alone: a resumed run calls `set_epoch` and reads the batches of the
+    uninterrupted run.
 
-    def _make_order(self):
-        raise NotImplementedError
+    Args:
+        items: 1-D array of what the batches are cut from, in their unshuffled order.
+        seed: the shuffle seed.
+        shuffle: permute `items` every epoch; False keeps their order.
+        **kwargs: passed to `PyDataset` (workers, use_multiprocessing, ...).
+    """
+
+    def __init__(self, items, seed: int = 0, shuffle: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.items = np.asarray(items)
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.order = self._epoch_order()
+
+    def _epoch_order(self):
+        if not self.shuffle:
+            return self.items
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.items)
 
     def set_epoch(self, epoch: int):
         """Uses the order of `epoch` (0-based) from now on."""
         if epoch != self.epoch:
             self.epoch = epoch
-            self._order = self._make_order()
+            self.order = self._epoch_order()
 
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)
@@ -75,12 +92,9 @@ class WindowDataset(EpochOrderedDataset):
 
     def __init__(self, stream, seq_len, stride, batch_size, shuffle=False, seed=0,
                  drop_remainder=True, windows_multiple_of=1, max_windows=None, **kwargs):
-        super().__init__(**kwargs)
         self.stream = stream
         self.seq_len = seq_len
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
         self.drop_remainder = drop_remainder
         self.num_windows = count_windows(len(stream), seq_len, stride)
         starts = np.arange(self.num_windows, dtype=np.int64) * stride
@@ -89,13 +103,7 @@ class WindowDataset(EpochOrderedDataset):
             self.num_windows = len(starts)
         self.num_windows -= self.num_windows % windows_multiple_of
         self.starts = starts[:self.num_windows]
-        self.epoch = 0
-        self._order = self._make_order()
-
-    def _make_order(self):
-        if not self.shuffle:
-            return self.starts
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.starts)
+        super().__init__(self.starts, seed=seed, shuffle=shuffle, **kwargs)
 
     def __len__(self):
         if self.drop_remainder:
@@ -103,6 +111,6 @@ class WindowDataset(EpochOrderedDataset):
         return math.ceil(self.num_windows / self.batch_size)
 
     def __getitem__(self, index):
-        starts = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        starts = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         windows = np.stack([self.stream[s : s + self.seq_len + 1] for s in starts]).astype(np.int32)
         return windows[:, :-1], windows[:, 1:]

@@ -92,18 +92,14 @@ class ArrayBatches(EpochOrderedDataset):
     so that a resumed run (which calls `set_epoch`) reads the uninterrupted run's batches."""
 
     def __init__(self, x, batch_size: int, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.x, self.batch_size, self.seed, self.epoch = x, batch_size, seed, 0
-        self._order = self._make_order()
-
-    def _make_order(self):
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+        super().__init__(np.arange(len(x)), seed=seed, **kwargs)
+        self.x, self.batch_size = x, batch_size
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
     def __getitem__(self, i):
-        return self.x[np.sort(self._order[i * self.batch_size:(i + 1) * self.batch_size])]
+        return self.x[np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])]
 
 
 def hvqvae_files(cfg):

@@ -35,19 +35,14 @@ class EmbeddingBatches(EpochOrderedDataset):
     """
 
     def __init__(self, source: EmbeddingFile, indices, batch_size: int, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.source, self.indices, self.batch_size = source, np.asarray(indices), batch_size
-        self.seed, self.epoch = seed, 0
-        self._order = self._make_order()
-
-    def _make_order(self):
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
+        super().__init__(indices, seed=seed, **kwargs)
+        self.source, self.batch_size = source, batch_size
 
     def __len__(self):
-        return int(np.ceil(len(self.indices) / self.batch_size))
+        return int(np.ceil(len(self.items) / self.batch_size))
 
     def __getitem__(self, i):
-        return self.source.take(self._order[i * self.batch_size:(i + 1) * self.batch_size])
+        return self.source.take(self.order[i * self.batch_size:(i + 1) * self.batch_size])
 
 
 def vqvae_files(out_dir: Path):
