@@ -49,6 +49,7 @@ def run(args) -> int:
 
         sentences = build_english_sentences(args.max_sentences, deb_dir=args.deb_dir)
         text_copy = output.with_suffix(".txt")
+        text_copy.parent.mkdir(parents=True, exist_ok=True)
         text_copy.write_text("\n".join(sentences) + "\n", encoding="utf-8")
         print(f"{len(sentences)} English sentences → {text_copy}")
     else:
