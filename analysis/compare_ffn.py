@@ -39,7 +39,7 @@ def parse_args(argv=None):
 def load(config_path, args):
     from kerasvq.config.base import apply_overrides, from_dict, load_json
     from kerasvq.config.lm import LMConfig
-    from kerasvq.ffn_comparison import QUICK_OVERRIDES
+    from kerasvq.evaluation.ffn_comparison import QUICK_OVERRIDES
 
     raw = load_json(config_path)
     overrides = list(args.overrides)
@@ -51,17 +51,17 @@ def load(config_path, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from kerasvq.errors import UserError
+    from kerasvq.common.errors import UserError
 
     run_name = args.run_name or ("quick" if args.quick else "compare")
     out_dir = Path(args.out_dir or f"analysis/artifacts/compare_ffn{'_quick' if args.quick else ''}")
     try:
         if args.one:
-            from kerasvq.ffn_comparison import run_variant
+            from kerasvq.evaluation.ffn_comparison import run_variant
 
             run_variant(load(args.one, args), run_name, out_dir)
             return 0
-        from kerasvq.ffn_comparison import write_table
+        from kerasvq.evaluation.ffn_comparison import write_table
 
         if not args.table_only:
             for config_path in args.configs:

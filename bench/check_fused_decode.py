@@ -6,7 +6,7 @@ times them: new tokens/s of each decoder at each batch (JAX; on a GPU for real t
     KERAS_BACKEND=jax python bench/check_fused_decode.py --tiny               # CPU smoke run (interpreter)
 
 Every decoder is forced by name (`generate(..., decoder=...)`, see
-`kerasvq.generation.DECODERS`) at every batch, so "fused" runs at batch 1 and "persistent"
+`kerasvq.generation.generate.DECODERS`) at every batch, so "fused" runs at batch 1 and "persistent"
 at batch 32 too, where `generate` would not choose them by default. "reference" is the
 step-by-step loop over the model's own `call_with_cache`, what the others must match;
 "compiled" is the compiled greedy loop over that same step, for scale. Greedy, float32 unless
@@ -38,7 +38,7 @@ def _model(args):
     import keras
 
     if args.model:
-        from kerasvq.runs import load_trained_model
+        from kerasvq.evaluation.trained_model import load_trained_model
 
         return load_trained_model(args.model)
     from kerasvq.models.transformer_lm import TransformerLM
@@ -95,8 +95,8 @@ def main(argv=None):
         return 2
     import jax
 
-    from kerasvq.generation import generate
-    from kerasvq.sampling import SamplingConfig
+    from kerasvq.generation.generate import generate
+    from kerasvq.generation.sampling import SamplingConfig
 
     new_tokens = args.new_tokens or (8 if args.tiny else 240)
     prompt_len = args.prompt_len or (4 if args.tiny else 16)

@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from kerasvq.generation import STEPS_PER_CHECK, generate
+from kerasvq.generation.generate import STEPS_PER_CHECK, generate
 from kerasvq.models.transformer_lm import TransformerLM
-from kerasvq.sampling import SamplingConfig
+from kerasvq.generation.sampling import SamplingConfig
 
 SHAPE = dict(vocab_size=4000, seq_len=256, d_model=256, num_layers=4, num_heads=8, d_ff=1024)
 

@@ -14,7 +14,7 @@ import keras
 
 from kerasvq.config.lm import load_lm_config
 from kerasvq.data.lm_data import load_lm_data
-from kerasvq.runs import RunPaths
+from kerasvq.training.run_paths import RunPaths
 from kerasvq.training.precision_check import compare_policies
 from kerasvq.training.xla_flags import use_training_xla_flags
 

@@ -76,7 +76,7 @@ def load_stream(args, cfg):
     if args.tokens:
         return np.load(args.tokens, mmap_mode="r")
     from kerasvq.data.lm_data import load_lm_data
-    from kerasvq.runs import RunPaths
+    from kerasvq.training.run_paths import RunPaths
 
     return load_lm_data(cfg, RunPaths(cfg.data.tokenizer_version or cfg.name, "bench").mappings,
                         log=lambda m: None).train_stream

@@ -17,7 +17,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 DISK_ERRORS = (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT)

@@ -34,9 +34,9 @@ def run(args) -> int:
 def draw_attention(model_key: str, registry: str, prompt: str, output_dir: str) -> list[Path]:
     """Writes `attention_<key>_layer<i>.png` into `output_dir` for the model `model_key`
     names (a registry key or a `.keras` path); returns the paths."""
-    from kerasvq.attention import attention_maps
-    from kerasvq.registry import resolve_model
-    from kerasvq.runs import load_trained_model
+    from kerasvq.evaluation.attention_maps import attention_maps
+    from kerasvq.evaluation.registry import resolve_model
+    from kerasvq.evaluation.trained_model import load_trained_model
 
     key, path, _ = resolve_model(model_key, registry)
     model, _, tokenizer = load_trained_model(path)

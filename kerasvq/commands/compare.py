@@ -36,9 +36,9 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from kerasvq.comparison import compare, comparison_markdown, gather_evaluations
-    from kerasvq.registry import resolve_model
-    from kerasvq.samples import read_prompts, settings_with
+    from kerasvq.evaluation.comparison import compare, comparison_markdown, gather_evaluations
+    from kerasvq.evaluation.registry import resolve_model
+    from kerasvq.evaluation.samples import read_prompts, settings_with
 
     prepare_lexicon(args)
     resolved = [resolve_model(k, args.registry) for k in args.models]

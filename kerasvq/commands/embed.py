@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 def register(subparsers):
@@ -62,7 +62,7 @@ def embed_sentences(sentences: list[str], output: Path, model: str, batch_size: 
     import keras
 
     from kerasvq.data.embeddings import EmbeddingWriter
-    from kerasvq.embedders import load_embedder
+    from kerasvq.data.embedders import load_embedder
 
     embedder = load_embedder(model)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from kerasvq.evaluation import evaluate_run
-    from kerasvq.registry import resolve_model
+    from kerasvq.evaluation.lm import evaluate_run
+    from kerasvq.evaluation.registry import resolve_model
 
     key, path, _ = resolve_model(args.model, args.registry)
     results = evaluate_run(path, key, args.corpus, args.split, args.max_tokens, args.batch_size)

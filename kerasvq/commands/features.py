@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 def register(subparsers):

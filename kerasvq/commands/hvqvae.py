@@ -43,7 +43,7 @@ def health(args) -> int:
 
     from kerasvq.commands.vqvae import write_health
     from kerasvq.data.features import DEFAULT_FEATURES_DATASET, read_features
-    from kerasvq.errors import UserError
+    from kerasvq.common.errors import UserError
     from kerasvq.metrics.vq_health import hvqvae_health
     from kerasvq.models.hierarchical_vqvae import HierarchicalVQVAE
 
@@ -74,7 +74,7 @@ def run(args) -> int:
               f"{summary['training_seconds']:.0f} s → {summary['model']}")
         return 0
     from kerasvq.metrics.hvqvae import format_markdown
-    from kerasvq.paths import version_dir
+    from kerasvq.common.paths import version_dir
     from kerasvq.training.hvqvae_run import evaluate_hvqvae
 
     results = evaluate_hvqvae(cfg, args.model)

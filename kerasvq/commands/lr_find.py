@@ -23,8 +23,8 @@ def run(args):
 
     from kerasvq.config.base import save_json
     from kerasvq.config.lm import load_lm_config
-    from kerasvq.errors import UserError
-    from kerasvq.paths import version_dir
+    from kerasvq.common.errors import UserError
+    from kerasvq.common.paths import version_dir
     from kerasvq.training.lr_range_test import lr_range_test, plot_lr_range_test
 
     if not 0 < args.min_lr < args.max_lr:

@@ -28,7 +28,7 @@ def register(subparsers):
 def run(args) -> int:
     from kerasvq.commands.attention import draw_attention
     from kerasvq.config.base import load_json
-    from kerasvq.report import build_report
+    from kerasvq.evaluation.report import build_report
 
     attention = []
     if args.attention_model:

@@ -32,8 +32,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from kerasvq.registry import resolve_model
-    from kerasvq.samples import read_prompts, sample_run, settings_with
+    from kerasvq.evaluation.registry import resolve_model
+    from kerasvq.evaluation.samples import read_prompts, sample_run, settings_with
 
     prepare_lexicon(args)
     key, path, _ = resolve_model(args.model, args.registry)

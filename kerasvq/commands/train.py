@@ -62,7 +62,7 @@ def run(args):
     run_name = args.run_name or ("quick" if args.quick else "main")
     minutes = args.minutes if args.minutes is not None else (QUICK_MINUTES if args.quick else None)
     if minutes is not None and not minutes > 0:
-        from kerasvq.errors import UserError
+        from kerasvq.common.errors import UserError
 
         raise UserError(f"--minutes: expected a positive number of minutes, got {minutes}")
     start = time.perf_counter()

@@ -63,7 +63,7 @@ def health(args) -> int:
     import numpy as np
 
     from kerasvq.data.embeddings import DEFAULT_DATASET, EmbeddingFile
-    from kerasvq.errors import UserError
+    from kerasvq.common.errors import UserError
     from kerasvq.metrics.vq_health import vqvae_health
     from kerasvq.models.vqvae import VQVAE
 
@@ -86,7 +86,7 @@ def run(args) -> int:
     if args.action == "health":
         return health(args)
     from kerasvq.config.vqvae import load_vqvae_config
-    from kerasvq.paths import version_dir
+    from kerasvq.common.paths import version_dir
 
     cfg = load_vqvae_config(args.config, args.set + distribution_overrides(args))
     out = Path(args.out) if args.out else version_dir(cfg.name)

@@ -11,7 +11,7 @@ Example:
     ...     epochs: int = 4
     >>> from_dict(Train, {"epochs": "4"}, "cfg.json")
     Traceback (most recent call last):
-    kerasvq.errors.UserError: cfg.json: field 'epochs' must be int, got str '4'
+    kerasvq.common.errors.UserError: cfg.json: field 'epochs' must be int, got str '4'
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from kerasvq.data.temp_files import temp_prefix
-from kerasvq.errors import UserError
+from kerasvq.common.temp_files import temp_prefix
+from kerasvq.common.errors import UserError
 
 
 def _type_name(tp) -> str:
@@ -210,7 +210,7 @@ def strict_json(value):
 def save_json(path: str | os.PathLike, data: Any) -> Path:
     """Writes strict JSON (`strict_json`: NaN/inf as null) atomically, through a temporary file
     and a rename, so a crash never leaves half a file; a failed write removes its temporary,
-    and one a kill leaves behind names its process (`kerasvq.data.temp_files`)."""
+    and one a kill leaves behind names its process (`kerasvq.common.temp_files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Literal
 
 from kerasvq.config.base import from_dict, load_config
-from kerasvq.data.features import DEFAULT_FEATURES_DATASET
-from kerasvq.errors import UserError
-from kerasvq.paths import version_dir
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import version_dir
+
+# Where `kerasvq features` writes the aggregated table inside an HDF5 file (the config's default).
+DEFAULT_FEATURES_DATASET = "/features/sdf/aggregated/features"
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from kerasvq.config.base import load_config
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 @dataclasses.dataclass

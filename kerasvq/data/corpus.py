@@ -22,7 +22,7 @@ import random
 import zlib
 from pathlib import Path
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
 

@@ -41,9 +41,9 @@ from kerasvq.data.sources import Source
 from kerasvq.data.sources.debian import debian_sources, fetch_debs
 from kerasvq.data.sources.pypi import DANTE_VERSION, dante_sources, fetch_dante_wheel
 from kerasvq.data.sources.text_cleaning import is_clean_paragraph, pack_paragraphs
-from kerasvq.data.temp_files import remove_orphans, temp_prefix
-from kerasvq.errors import UserError
-from kerasvq.paths import cache_dir
+from kerasvq.common.temp_files import remove_orphans, temp_prefix
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import cache_dir
 
 MAX_WORDS = 300
 SEED = 1234

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 DEFAULT_DATASET = "embeddings"
 

@@ -20,8 +20,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from kerasvq.errors import UserError
-from kerasvq.paths import cache_dir
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import cache_dir
 
 DEBIAN_PACKAGES = ("debian-handbook", "debian-reference-en")
 _SKIP_TAGS = {"script", "style", "pre", "code", "head", "title", "kbd", "samp", "table"}

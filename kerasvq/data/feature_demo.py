@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasvq.data.features import FeatureRegistry
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 DEMO_CATEGORIES = ("temporal", "causality", "invariant_drift", "operator_sensitivity", "nonlinear", "integrated")
 AGGREGATIONS = ("mean", "std", "cv")

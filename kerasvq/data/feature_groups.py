@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from kerasvq.config.base import load_json, save_json
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 def groups_from_registry(registry) -> dict[str, list[int]]:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
+from kerasvq.config.hvqvae import DEFAULT_FEATURES_DATASET
 
-DEFAULT_FEATURES_DATASET = "/features/sdf/aggregated/features"
 LATENTS_GROUP = "/latents"
 _REGISTRY_FIELDS = ("name", "category", "aggregation")
 

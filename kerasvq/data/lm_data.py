@@ -20,7 +20,7 @@ from kerasvq.config.lm import LMConfig
 from kerasvq.data.corpus import read_documents, resolve_corpus, split_documents
 from kerasvq.data.tokenizer import Tokenizer
 from kerasvq.data.windows import token_stream
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 @dataclasses.dataclass

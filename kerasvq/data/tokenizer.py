@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from kerasvq.data.temp_files import remove_orphans, temp_prefix
-from kerasvq.errors import UserError
+from kerasvq.common.temp_files import remove_orphans, temp_prefix
+from kerasvq.common.errors import UserError
 
 # Longer lines are left out of tokenizer training (sentencepiece's max_sentence_length).
 MAX_SENTENCE_LENGTH = 1 << 16

@@ -10,7 +10,7 @@ block with additive positions and the tanh GELU; a model of another architecture
 would run with the wrong math.
 
 Call `decode_weights()` inside the trace that runs the kernels: under `jax.jit` over a
-`keras.StatelessScope` (as `kerasvq.generation` compiles) the arrays are then the traced
+`keras.StatelessScope` (as `kerasvq.generation.generate` compiles) the arrays are then the traced
 values of the model's variables, not copies made once.
 
 Example:

@@ -7,7 +7,7 @@ GELU, power-of-two widths. A block is two kernels for one or two sequences (atte
 its QKV and output projections, the whole FFN) and four above (QKV, attention with the
 output projection, FFN in, FFN out); the vocabulary projection also gives each row's argmax.
 Make the weights inside the caller's trace, so under `jax.jit` over a `keras.StatelessScope`
-(as `kerasvq.generation` compiles) the step uses the traced values.
+(as `kerasvq.generation.generate` compiles) the step uses the traced values.
 
 Example:
     >>> step = fused_decode_step(model.decode_weights(), column[:, None], cache, index)

@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp

@@ -1,5 +1,5 @@
 """The whole greedy decode loop of a language model as one persistent Pallas (Triton) kernel,
-on a GPU, JAX only, over the model's `decode_weights()`; `kerasvq.generation` uses it for
+on a GPU, JAX only, over the model's `decode_weights()`; `kerasvq.generation.generate` uses it for
 one sequence.
 
 At one sequence a decode step is a chain of tiny matmuls, and a kernel per piece of it
@@ -11,8 +11,8 @@ stream in registers and adds the other programs' partial sums itself, in a fixed
 each program sees the same numbers and picks the same next token; nine barriers per token.
 
 The math is that of `kerasvq.kernels.fused_decode_step` (the same LayerNorm, rounding and
-argmax), and the loop is `kerasvq.generation`'s greedy loop without a repetition penalty:
-the same column rule (`kerasvq.sampling.next_column`), limits and stop at the end-of-sequence
+argmax), and the loop is `kerasvq.generation.generate`'s greedy loop without a repetition penalty:
+the same column rule (`kerasvq.kernels.column_rule.next_column`), limits and stop at the end-of-sequence
 token.
 
 The barrier needs every program resident at once, so there are never more programs than the
@@ -38,7 +38,7 @@ from jax.experimental.pallas import triton as plgpu
 from kerasvq.kernels.decode_weights import BlockWeights, DecodeWeights
 from kerasvq.kernels.pallas_attention import KEYS_PER_BLOCK, attend_to_cache
 from kerasvq.kernels.pallas_decode import first_largest, gelu_tanh, layer_norm, matmul, residual_plus_partials
-from kerasvq.sampling import next_column
+from kerasvq.kernels.column_rule import next_column
 
 # Picked by timing one sequence on a GPU (docs/performance.md has the numbers): more programs
 # with narrower vocabulary blocks won, and 8 warps over 4.
@@ -257,7 +257,7 @@ def _block_arrays(block: BlockWeights) -> tuple[BlockArrays, tuple[float, float]
 
 def persistent_greedy_decode(weights: DecodeWeights, buffer, in_prompt, limits, cache, proposal, start, total, eos_id, *,
                              stop_at_eos, programs=None, interpret=False):
-    """The greedy loop of `kerasvq.generation` (no repetition penalty) from column `start` to
+    """The greedy loop of `kerasvq.generation.generate` (no repetition penalty) from column `start` to
     `total`, in one kernel.
 
     Args:

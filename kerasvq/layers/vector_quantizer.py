@@ -61,6 +61,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasvq.layers.kmeans import kmeans
+
 GRADIENTS = ("straight_through", "rotation")
 
 
@@ -516,8 +518,6 @@ class VectorQuantizer(keras.layers.Layer):
     # ---- anti-collapse state (called outside the compiled step) ---------------------------
     def initialize_codebook(self, samples, iterations: int = 20, seed: int = 0):
         """k-means (k-means++ seeding) of each head's codebook on a sample of encoder outputs."""
-        from kerasvq.metrics.codebook import kmeans
-
         if not self.built:
             self.build(np.shape(samples))
         if self.residual:  # residual k-means: each level fits what the previous ones left

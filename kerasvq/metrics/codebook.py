@@ -1,4 +1,4 @@
-"""Codebook statistics: usage, perplexity, entropy, max share, Zipf fit; and k-means.
+"""Codebook statistics: usage, perplexity, entropy, max share, Zipf fit.
 
 All functions take integer codes of shape (N, num_heads) and return plain numbers, so they
 serve tests, the TensorBoard logging callback and the evaluation script alike. Balance is
@@ -66,43 +66,3 @@ def codebook_stats(codes, codebook_size: int) -> dict:
         "mean_perplexity": float(np.mean([h["perplexity"] for h in per_head])),
         "min_normalized_entropy": min(h["normalized_entropy"] for h in per_head),
     }
-
-
-def _sq_distances(x, centers):
-    return (x * x).sum(1)[:, None] - 2.0 * x @ centers.T + (centers * centers).sum(1)[None]
-
-
-def kmeans(x, k: int, iterations: int = 20, seed: int = 0, spherical: bool = False) -> np.ndarray:
-    """k-means++ seeding then Lloyd iterations; empty clusters re-seeded from the worst-fit points.
-
-    `spherical=True` keeps centers on the unit sphere (cosine codebooks). With fewer points
-    than `k`, points are repeated with a little noise so every code starts distinct.
-    """
-    rng = np.random.default_rng(seed)
-    x = np.asarray(x, dtype=np.float32)
-    if len(x) < k:
-        reps = x[rng.integers(0, len(x), k - len(x))]
-        x = np.concatenate([x, reps + 1e-3 * x.std() * rng.standard_normal(reps.shape).astype(np.float32)])
-    sample = x[rng.choice(len(x), min(len(x), 20 * k), replace=False)]
-    centers = [sample[rng.integers(len(sample))]]
-    closest = _sq_distances(sample, centers[0][None])[:, 0]
-    for _ in range(1, k):
-        p = np.maximum(closest, 0)
-        i = rng.choice(len(sample), p=p / p.sum()) if p.sum() > 0 else rng.integers(len(sample))
-        centers.append(sample[i])
-        closest = np.minimum(closest, _sq_distances(sample, sample[i][None])[:, 0])
-    centers = np.stack(centers)
-    for _ in range(iterations):
-        d = _sq_distances(x, centers)
-        assign = d.argmin(1)
-        counts = np.bincount(assign, minlength=k)
-        sums = np.zeros_like(centers)
-        np.add.at(sums, assign, x)
-        alive = counts > 0
-        centers[alive] = sums[alive] / counts[alive, None]
-        if (~alive).any():
-            worst = np.argsort(d[np.arange(len(x)), assign])[::-1][: (~alive).sum()]
-            centers[~alive] = x[worst]
-        if spherical:
-            centers /= np.maximum(np.linalg.norm(centers, axis=1, keepdims=True), 1e-12)
-    return centers.astype(np.float32)

@@ -29,8 +29,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from kerasvq.errors import UserError
-from kerasvq.paths import cache_dir
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import cache_dir
 
 SYSTEM_WORDLIST = Path("/usr/share/dict/brazilian")
 

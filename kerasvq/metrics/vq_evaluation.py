@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 from kerasvq.metrics.codebook import codebook_stats
 from kerasvq.metrics.reconstruction import reconstruction_stats
 

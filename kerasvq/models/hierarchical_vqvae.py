@@ -36,11 +36,11 @@ import numpy as np
 from keras import ops
 
 from kerasvq.data.feature_groups import validate_groups
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 from kerasvq.layers.grouped_feature_encoder import GroupedFeatureEncoder, mlp_layers
 from kerasvq.layers.vector_quantizer import VectorQuantizer, cross_correlation_loss
 from kerasvq.models.untracked_fit_state import UntrackedFitState
-from kerasvq.training.codebook_monitor import MonitoredFit
+from kerasvq.models.codebook_monitor import MonitoredFit
 
 DEFAULT_LEVELS = (
     {"name": "coarse", "dim": 32, "codebook_size": 128},

@@ -50,11 +50,11 @@ import numpy as np
 from keras import ops
 
 from kerasvq.data.embeddings import check_finite, check_width
-from kerasvq.errors import UserError
-from kerasvq.paths import version_dir
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import version_dir
 from kerasvq.layers.vector_quantizer import VectorQuantizer
 from kerasvq.models.untracked_fit_state import UntrackedFitState
-from kerasvq.training.codebook_monitor import FIT_SIGNATURE, MonitoredFit
+from kerasvq.models.codebook_monitor import FIT_SIGNATURE, MonitoredFit
 
 RECONSTRUCTION_LOSSES = ("relative", "variance", "cosine")
 

@@ -19,19 +19,7 @@ import numpy as np
 from keras import ops
 
 from kerasvq.layers.vector_quantizer import VectorQuantizer
-
-
-def find_quantizers(model) -> list[VectorQuantizer]:
-    found = []
-
-    def visit(layer):
-        if isinstance(layer, VectorQuantizer):
-            found.append(layer)
-        for child in getattr(layer, "_layers", []) or []:
-            visit(child)
-
-    visit(model)
-    return list({id(q): q for q in found}.values())
+from kerasvq.models.codebook_monitor import find_quantizers
 
 
 def reseed_dead_codes(vq: VectorQuantizer, max_unused_steps: int = 200, min_usage: float = 0.03,

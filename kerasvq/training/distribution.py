@@ -35,7 +35,7 @@ import functools
 
 import keras
 
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 
 @dataclasses.dataclass

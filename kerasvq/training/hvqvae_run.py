@@ -32,8 +32,8 @@ from kerasvq.data.embeddings import split_indices
 from kerasvq.data.feature_groups import groups_by_correlation, groups_from_registry, load_groups, save_groups
 from kerasvq.data.features import fit_normalization, read_features
 from kerasvq.data.windows import EpochOrderedDataset
-from kerasvq.errors import UserError
-from kerasvq.paths import version_dir
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import version_dir
 
 
 def load_table(cfg):
@@ -203,7 +203,7 @@ def evaluate_hvqvae(cfg, model_path=None) -> dict:
     """Test-split metrics of the trained model (and the PCA baseline) → results/evaluation.json."""
     import kerasvq.models  # noqa: F401  (registers the model classes)
     from kerasvq.metrics.hvqvae import hvqvae_metrics
-    from kerasvq.model_file import load_keras_model
+    from kerasvq.models.model_file import load_keras_model
 
     out_dir = version_dir(cfg.name)
     model_path = Path(model_path or out_dir / "models" / "hvqvae.keras")

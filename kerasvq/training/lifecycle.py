@@ -43,7 +43,7 @@ import keras
 import numpy as np
 
 from kerasvq.config.base import strict_json
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 DISK_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
                errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}

@@ -21,9 +21,9 @@ import numpy as np
 from kerasvq.config.lm import LMConfig
 from kerasvq.data.lm_data import load_lm_data
 from kerasvq.data.windows import WindowDataset
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 from kerasvq.models.build import build_language_model
-from kerasvq.runs import RunPaths
+from kerasvq.training.run_paths import RunPaths
 from kerasvq.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from kerasvq.training.optimizers import adamw_for
 

@@ -19,11 +19,11 @@ from kerasvq.config.base import load_json, to_dict
 from kerasvq.config.lm import LMConfig
 from kerasvq.data.lm_data import load_lm_data
 from kerasvq.data.windows import WindowDataset, count_windows
-from kerasvq.errors import UserError
-from kerasvq.metrics.moe import RoutingLogger
+from kerasvq.common.errors import UserError
+from kerasvq.training.routing_logger import RoutingLogger
 from kerasvq.models.build import build_language_model
-from kerasvq.runs import RunPaths
-from kerasvq.sampling import SamplingConfig
+from kerasvq.training.run_paths import RunPaths
+from kerasvq.generation.sampling import SamplingConfig
 from kerasvq.training.callbacks import (HistoryWriter, StopAtStep, TensorBoardLogger, WallClockBudget,
                                         async_safe)
 from kerasvq.training.distribution import plan_replicas

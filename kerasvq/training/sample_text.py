@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import keras
 
-from kerasvq.generation import generate_text
-from kerasvq.sampling import SamplingConfig
+from kerasvq.generation.generate import generate_text
+from kerasvq.generation.sampling import SamplingConfig
 from kerasvq.training.tensorboard import SummaryWriter
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from kerasvq.config.base import save_json, to_dict
 from kerasvq.data.embeddings import EmbeddingFile, check_split_sizes, split_indices
 from kerasvq.data.windows import EpochOrderedDataset
-from kerasvq.errors import UserError
-from kerasvq.paths import version_dir
+from kerasvq.common.errors import UserError
+from kerasvq.common.paths import version_dir
 from kerasvq.training.distribution import plan_replicas
 
 
@@ -151,7 +151,7 @@ def evaluate_run(cfg, out_dir: Path | None = None, model_path=None, baselines: b
                  num_queries: int = 1000) -> dict:
     """Held-out metrics of a trained model (and FAISS baselines) → results/evaluation.json + PNG."""
     from kerasvq.metrics.vq_evaluation import evaluate_quantizers, plot_rank_frequency
-    from kerasvq.model_file import load_keras_model
+    from kerasvq.models.model_file import load_keras_model
     from kerasvq.models.vqvae import VQVAE  # noqa: F401  (registers the class for loading)
 
     out_dir = Path(out_dir or version_dir(cfg.name))

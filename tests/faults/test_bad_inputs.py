@@ -223,7 +223,7 @@ def test_vqvae_train_on_too_few_rows_is_one_line_with_the_counts(rows, expected,
 ])
 def test_tokenizer_errors_are_said_in_the_users_terms(documents, vocab_size, expected, tmp_path):
     from kerasvq.data.tokenizer import Tokenizer
-    from kerasvq.errors import UserError
+    from kerasvq.common.errors import UserError
 
     with pytest.raises(UserError) as e:
         Tokenizer.train(documents, tmp_path / "mappings", vocab_size=vocab_size)

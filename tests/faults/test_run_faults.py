@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from kerasvq.cli import main
-from run_helpers import CrashAtEpoch
+from helpers.run_helpers import CrashAtEpoch
 from kerasvq.config.lm import load_lm_config
-from kerasvq.runs import RunPaths
+from kerasvq.training.run_paths import RunPaths
 from kerasvq.training import lifecycle
 from kerasvq.training.run import train_language_model
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 from kerasvq.data.sources import Source
 from kerasvq.data.sources.text_cleaning import detokenize, recontract, remove_urls
-from kerasvq.errors import UserError
+from kerasvq.common.errors import UserError
 
 DANTE_VERSION = "2.0.5"
 DANTE_SHA256 = "e050761fd00d09a99beabf81658419b284267341c96afd6dd1225468a9d73bb0"
