@@ -181,8 +181,11 @@ def load_config_file(path: str | os.PathLike) -> dict:
 
 def load_config(cls, path: str | os.PathLike, overrides=()):
     """A validated `cls` config from a JSON or YAML file, after `section.field=value` overrides."""
-    data = apply_overrides(load_config_file(path), list(overrides))
-    return from_dict(cls, data, str(path))
+    overrides = list(overrides)
+    data = apply_overrides(load_config_file(path), overrides)
+    # A bad value may come from the command line rather than the file: name both.
+    where = str(path) + (f" with --set {' '.join(overrides)}" if overrides else "")
+    return from_dict(cls, data, where)
 
 
 def strict_json(value):

@@ -42,8 +42,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerasvq.config.base import strict_json
 from kerasvq.common.errors import UserError
+from kerasvq.common.temp_files import temp_prefix
+from kerasvq.config.base import save_json, strict_json
 
 DISK_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
                errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
@@ -85,24 +86,15 @@ def _remove(path: Path):
 
 
 def _temporary_sibling(path: Path, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix)
     os.close(fd)
     return Path(tmp)
 
 
 def write_json(path, data) -> Path:
-    """Strict JSON written atomically; a failed write leaves the old file and no temporary."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path, ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(strict_json(data), f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Strict JSON written atomically (`kerasvq.config.base.save_json`). Every JSON file of a run
+    goes through here, so the fault tests can fail a run's writes in one place."""
+    return save_json(path, data)
 
 
 def save_model(model, path) -> Path:

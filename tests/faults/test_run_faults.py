@@ -82,7 +82,7 @@ def test_truncated_newest_backup_falls_back_to_the_previous_generation(tiny_lm_c
 
 # -- row 2: kill -9 of hvqvae train ---------------------------------------------------------------
 def hvq_config(tmp_path, epochs=3):
-    from tests.test_hvqvae import TINY_LEVELS, demo_data
+    from helpers.vq_data import TINY_LEVELS, demo_data
     from kerasvq.data.features import write_features
 
     values, registry = demo_data(300)
@@ -137,9 +137,9 @@ def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(tiny_lm_config, cap
 
 # -- row 4: vqvae train over a finished run; kill during its final save --------------------------
 def vq_config(tmp_path, epochs=2):
-    from tests.test_vqvae import _small_config
+    from helpers.vq_data import small_vqvae_config
 
-    _small_config(tmp_path, epochs=epochs)
+    small_vqvae_config(tmp_path, epochs=epochs)
     return tmp_path / "c.json"
 
 

@@ -9,10 +9,7 @@ import pytest
 
 from kerasvq.common.errors import UserError
 from helpers.run_helpers import CrashAtEpoch
-
-TINY_LEVELS = [{"name": "coarse", "dim": 8, "codebook_size": 16},
-               {"name": "medium", "dim": 4, "codebook_size": 32},
-               {"name": "fine", "dim": 4, "codebook_size": 64}]
+from helpers.vq_data import TINY_LEVELS, demo_data
 
 
 def small_model(**kwargs):
@@ -24,13 +21,6 @@ def small_model(**kwargs):
                               encoder_overrides={"c": {"hidden_dims": [12, 12], "batch_norm": True}}, **kwargs)
     model.build()
     return model
-
-
-def demo_data(samples=400, seed=0):
-    from kerasvq.data.feature_demo import make_demo_features
-
-    values, registry, _ = make_demo_features(num_samples=samples, base_features_per_category=4, seed=seed)
-    return values, registry
 
 
 @pytest.mark.backend_neutral

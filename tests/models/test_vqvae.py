@@ -11,12 +11,7 @@ from kerasvq.data.embeddings import EmbeddingFile, load_embeddings, split_indice
 from kerasvq.common.errors import UserError
 from kerasvq.models.vqvae import VQVAE
 from helpers.run_helpers import CrashAtEpoch
-
-
-def unit_rows(n=400, dim=24, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, dim)).astype("float32")
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from helpers.vq_data import small_vqvae_config, unit_rows
 
 
 def small_model(**kw):
@@ -138,21 +133,10 @@ def test_pca_initialisation_starts_as_a_rotation(residual):
     assert not again.encoder_skip.trainable
 
 
-def _small_config(tmp_path, epochs=3, **train):
-    np.save(tmp_path / "x.npy", unit_rows(600))
-    data = to_dict(VQVAEConfig())
-    data["data"]["embeddings"] = str(tmp_path / "x.npy")
-    data["model"].update(input_dim=24, hidden_dim=32, latent_dim=16, codebook_size=16)
-    data["train"].update(epochs=epochs, batch_size=64, kmeans_sample=400, log_sample=100, reset_every=3,
-                         **train)
-    save_json(tmp_path / "c.json", data)
-    return load_vqvae_config(tmp_path / "c.json")
-
-
 def test_killed_run_resumes_and_reproduces_the_uninterrupted_one(tmp_path):
     from kerasvq.training.vqvae_run import train_vqvae
 
-    cfg = _small_config(tmp_path, reset_min_usage=0.9)  # many resets: their noise must resume too
+    cfg = small_vqvae_config(tmp_path, reset_min_usage=0.9)  # many resets: their noise must resume too
     _, whole = train_vqvae(cfg, tmp_path / "whole", verbose=0)
     with pytest.raises(KeyboardInterrupt):
         train_vqvae(cfg, tmp_path / "killed", verbose=0, extra_callbacks=[CrashAtEpoch(2)])
@@ -167,7 +151,7 @@ def test_finished_run_is_kept_without_overwrite(tmp_path, capsys):
     from kerasvq.cli import main
     from kerasvq.training.vqvae_run import train_vqvae
 
-    cfg = _small_config(tmp_path, epochs=1)
+    cfg = small_vqvae_config(tmp_path, epochs=1)
     train_vqvae(cfg, tmp_path / "run", verbose=0)
     model = tmp_path / "run" / "models" / "vqvae.keras"
     before = model.read_bytes()
