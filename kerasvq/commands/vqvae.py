@@ -106,7 +106,8 @@ def run(args) -> int:
 
 def format_table(results: dict) -> str:
     cols = ("min_usage", "max_share", "mean_perplexity", "cosine", "relative_error", "recall_at_10")
-    lines = [f"{'method':14s} " + " ".join(f"{c:>15s}" for c in cols)]
+    lines = [f"{'method':16s} " + " ".join(f"{c:>15s}" for c in cols + ("fit_seconds", "encode_seconds"))]
     for name, r in results.get("methods", results).items():
-        lines.append(f"{name:14s} " + " ".join(f"{r[c]:15.4f}" for c in cols))
+        timing = " ".join(f"{r[c]:15.2f}" if c in r else f"{'-':>15s}" for c in ("fit_seconds", "encode_seconds"))
+        lines.append(f"{name:16s} " + " ".join(f"{r[c]:15.4f}" for c in cols) + " " + timing)
     return "\n".join(lines)

@@ -1,8 +1,13 @@
 """Held-out evaluation of a VQ-VAE next to FAISS's 4-byte quantizers on the same split.
 
-Baselines (`faiss-cpu`, optional extra): `ProductQuantizer(d, M, 8)`, OPQ rotation + PQ
-(`OPQMatrix` then `ProductQuantizer`), and `ResidualQuantizer(d, M, 8)`, all fitted on the
-train split and judged with the same code statistics and reconstruction metrics.
+Baselines (`faiss-cpu`, optional extra), all at M codes of 8 bits (4 bytes by default), fitted
+on the train split and judged with the same code statistics and reconstruction metrics:
+`ProductQuantizer(d, M, 8)`; OPQ rotation + PQ (`OPQMatrix` then `ProductQuantizer`);
+`ResidualQuantizer(d, M, 8)` at FAISS's default beam (5) and with wider beams
+(`max_beam_size` 8 and 32, set before training: RQ's training encodes with the same beam, so
+the codebooks are fitted for it); `LocalSearchQuantizer(d, M, 8)` (joint codebooks, ICM
+encoding); and `ProductResidualQuantizer(d, 2, M/2, 8)` (two halves of the space, each an
+M/2-step RQ). Each row carries its fit and encode seconds (encode: the held-out split).
 
 Example:
     >>> results = evaluate_quantizers(model, x_train, x_test)
@@ -39,7 +44,8 @@ def _faiss_codes(codes_bytes, m, nbits):
 
 
 def faiss_baselines(x_train, x_test, num_heads: int = 4, nbits: int = 8, num_queries: int = 1000,
-                    codes_out: dict | None = None) -> dict:
+                    codes_out: dict | None = None, only=None) -> dict:
+    """FAISS's 4-byte quantizers fitted on `x_train`, judged on `x_test`; `only`: names to run."""
     try:
         import faiss
     except ImportError:
@@ -59,30 +65,56 @@ def faiss_baselines(x_train, x_test, num_heads: int = 4, nbits: int = 8, num_que
         encode, decode = fit_pq(opq.apply(x))
         return (lambda v: encode(opq.apply(v))), (lambda c: opq.reverse_transform(decode(c)))
 
-    def fit_rq(x):
-        rq = faiss.ResidualQuantizer(d, num_heads, nbits)
-        rq.train(x)
-        return rq.compute_codes, rq.decode
+    def fit_rq(beam=None):
+        def fit(x):
+            rq = faiss.ResidualQuantizer(d, num_heads, nbits)
+            if beam is not None:
+                rq.max_beam_size = beam
+            rq.train(x)
+            return rq.compute_codes, rq.decode
+        return fit
 
+    def fit_lsq(x):
+        lsq = faiss.LocalSearchQuantizer(d, num_heads, nbits)
+        lsq.train(x)
+        return lsq.compute_codes, lsq.decode
+
+    def fit_prq(x):
+        prq = faiss.ProductResidualQuantizer(d, 2, num_heads // 2, nbits)
+        prq.train(x)
+        return prq.compute_codes, prq.decode
+
+    methods = [("faiss_pq", fit_pq), ("faiss_opq_pq", fit_opq_pq), ("faiss_rq", fit_rq()),
+               ("faiss_rq_beam8", fit_rq(8)), ("faiss_rq_beam32", fit_rq(32)), ("faiss_lsq", fit_lsq)]
+    if num_heads % 2 == 0 and d % 2 == 0:
+        methods.append(("faiss_prq_2x2" if num_heads == 4 else f"faiss_prq_2x{num_heads // 2}", fit_prq))
     codes_out = {} if codes_out is None else codes_out
     results = {}
-    for name, fit in (("faiss_pq", fit_pq), ("faiss_opq_pq", fit_opq_pq), ("faiss_rq", fit_rq)):
-        start = time.time()
+    for name, fit in methods:
+        if only is not None and name not in only:
+            continue
+        start = time.perf_counter()
         encode, decode = fit(x_train)
+        fitted = time.perf_counter()
         codes = encode(x_test)
+        encoded = time.perf_counter()
         codes_out[name] = _faiss_codes(codes, num_heads, nbits)
         results[name] = _summary(codes_out[name], x_test, decode(codes), k, num_queries)
-        results[name]["fit_seconds"] = time.time() - start
+        results[name]["fit_seconds"] = fitted - start
+        results[name]["encode_seconds"] = encoded - fitted
     return results
 
 
 def evaluate_quantizers(model, x_train, x_test, num_queries: int = 1000, baselines: bool = True,
                         codes_out: dict | None = None) -> dict:
     """Metrics of `model` and (optionally) the FAISS baselines; fills `codes_out` with test codes."""
+    start = time.perf_counter()
     codes = model.encode(x_test)
+    encode_seconds = time.perf_counter() - start
     if codes_out is not None:
         codes_out["kerasvq"] = codes
     results = {"kerasvq": _summary(codes, x_test, model.decode(codes), model.codebook_size, num_queries)}
+    results["kerasvq"]["encode_seconds"] = encode_seconds
     if baselines:
         results.update(faiss_baselines(x_train, x_test, model.num_heads, int(np.log2(model.codebook_size)), num_queries, codes_out))
     return results
