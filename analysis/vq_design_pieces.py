@@ -7,6 +7,9 @@ recall@10, min usage, max share and training seconds, with the same metrics as
 `kerasvq vqvae evaluate` (`kerasvq.metrics.vq_evaluation`), without the FAISS baselines.
 
     python analysis/vq_design_pieces.py --tag rq-init model.residual=true train.codebook_init=faiss_rq
+
+`--encode-beam B --from-tag T` scores variant T's trained model again with a beam search of
+width B at encode time only (the piece "beam search at encode time" without retraining).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ def main(argv=None):
     parser.add_argument("--tag", required=True, help="the variant's name (its output folder)")
     parser.add_argument("--config", default="versions/vqvae-wiki/config.json")
     parser.add_argument("--results", default="/tmp/kerasvq-pieces/results.jsonl")
+    parser.add_argument("--from-tag", help="score this variant's trained model instead of training")
+    parser.add_argument("--encode-beam", type=int, help="with --from-tag: the encode-time beam width")
     parser.add_argument("overrides", nargs="*", help="section.field=value")
     args = parser.parse_args(argv)
 
@@ -35,8 +40,18 @@ def main(argv=None):
     from kerasvq.training.vqvae_run import train_vqvae
 
     cfg = load_vqvae_config(args.config, args.overrides)
-    out = Path(args.results).parent / args.tag
-    model, summary = train_vqvae(cfg, out, verbose=0, overwrite=True)
+    if args.from_tag:
+        import keras
+
+        import kerasvq.models  # noqa: F401  (registers the classes)
+
+        folder = Path(args.results).parent / args.from_tag
+        model = keras.saving.load_model(folder / "models" / "vqvae.keras")
+        if args.encode_beam:
+            model.quantizer.beam_size = args.encode_beam
+        summary = json.loads((folder / "results" / "train_summary.json").read_text())
+    else:
+        model, summary = train_vqvae(cfg, Path(args.results).parent / args.tag, verbose=0, overwrite=True)
     source = EmbeddingFile(os.path.expanduser(cfg.data.embeddings), model.input_dim, cfg.data.dataset)
     train_idx, test_idx = split_indices(len(source), cfg.data.test_fraction, cfg.data.split_seed)
     x_train, x_test = source.take(train_idx), source.take(test_idx)
