@@ -17,8 +17,7 @@ faiss = pytest.importorskip("faiss")
 
 
 def unit_rows(n=600, dim=24, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, dim)).astype("float32")
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype("float32")
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
