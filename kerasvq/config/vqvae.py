@@ -46,6 +46,15 @@ class VQModelConfig:
     reconstruction_loss: Literal["relative", "variance", "cosine"] = "relative"
     linear_skip: bool = True
     residual: bool = False
+    beam_size: int = 1
+    """residual: codes by beam search keeping this many partial reconstructions (1 = greedy)."""
+    conditioning_dim: int = 0
+    """residual: hidden width of the QINCo-style codeword corrections f_h(code, partial reconstruction); 0 = off."""
+    conditioning_candidates: int = 16
+    """residual with conditioning: base-nearest codes per beam re-scored with their conditioned codewords."""
+    ranking_weight: float = 0.0
+    """Weight of the listwise neighbour-ranking loss (decoded batch ranked as the inputs)."""
+    ranking_temperature: float = 0.05
 
     def validate(self):
         for name in ("input_dim", "hidden_dim", "latent_dim", "num_heads"):
@@ -61,6 +70,13 @@ class VQModelConfig:
             raise UserError(f"field 'model.decay' must be in [0, 1), got {self.decay}")
         if self.residual and self.cosine_codebooks:
             raise UserError("fields 'model.residual' and 'model.cosine_codebooks' cannot both be true")
+        if self.beam_size < 1 or self.conditioning_candidates < 1 or self.conditioning_dim < 0:
+            raise UserError("fields 'model.beam_size' and 'model.conditioning_candidates' must be ≥ 1, "
+                            "'model.conditioning_dim' ≥ 0")
+        if not self.residual and (self.beam_size > 1 or self.conditioning_dim):
+            raise UserError("fields 'model.beam_size' > 1 and 'model.conditioning_dim' need 'model.residual' true")
+        if self.ranking_weight < 0 or self.ranking_temperature <= 0:
+            raise UserError("field 'model.ranking_weight' must be ≥ 0 and 'model.ranking_temperature' positive")
 
 
 @dataclasses.dataclass
@@ -73,6 +89,10 @@ class VQTrainConfig:
     pca_init: bool = True
     """Start the linear paths (model.linear_skip) as a variance-balanced PCA rotation."""
     kmeans_sample: int = 8192
+    codebook_init: Literal["kmeans", "faiss_rq"] = "kmeans"
+    """faiss_rq (model.residual): codebooks from FAISS ResidualQuantizer's centroids of the latents."""
+    rq_beam: int = 32
+    """max_beam_size of that FAISS ResidualQuantizer."""
     reset_every: int = 50
     """Steps between dead-code checks; 0 turns CodebookReset off."""
     reset_max_unused_steps: int = 100
@@ -110,6 +130,8 @@ class VQVAEConfig:
     def validate(self):
         if not self.name or "/" in self.name:
             raise UserError(f"field 'name' must be a plain folder name, got {self.name!r}")
+        if self.train.codebook_init == "faiss_rq" and not self.model.residual:
+            raise UserError("field 'train.codebook_init' 'faiss_rq' needs 'model.residual' to be true")
         if self.train.pca_init and not self.model.linear_skip:
             raise UserError("field 'train.pca_init' needs 'model.linear_skip' to be true")
 

@@ -62,6 +62,7 @@ import numpy as np
 from keras import ops
 
 from kerasvq.layers.kmeans import kmeans
+from kerasvq.layers.residual_search import beam_search, follow_path
 
 GRADIENTS = ("straight_through", "rotation")
 
@@ -112,6 +113,14 @@ class VectorQuantizer(keras.layers.Layer):
         kmeans_iterations: Lloyd iterations of that k-means.
         dead_code_threshold: a code whose EMA count falls below this fraction of the uniform
             share is re-seeded during training; 0 turns the in-layer re-seeding off.
+        beam_size: residual mode: the codes are found by a beam search keeping this many
+            best partial reconstructions per level (1: greedy, the earlier behaviour).
+        conditioning_dim: residual mode: hidden width of each level's codeword correction
+            `f_h(c, x̂)` (QINCo's implicit codebooks, levels after the first; trained by
+            gradient, started at zero so the layer starts as the plain residual quantizer);
+            0 turns it off.
+        conditioning_candidates: how many base-nearest codes per beam are re-scored with
+            their conditioned codewords.
     """
 
     def __init__(
@@ -133,6 +142,9 @@ class VectorQuantizer(keras.layers.Layer):
         kmeans_rows: int | None = None,
         kmeans_iterations: int = 10,
         dead_code_threshold: float = 0.1,
+        beam_size: int = 1,
+        conditioning_dim: int = 0,
+        conditioning_candidates: int = 16,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -165,6 +177,13 @@ class VectorQuantizer(keras.layers.Layer):
         if dead_code_threshold < 0:
             raise ValueError(f"dead_code_threshold must be ≥ 0, got {dead_code_threshold}")
         self.dead_code_threshold = float(dead_code_threshold)
+        self.beam_size = int(beam_size)
+        self.conditioning_dim = int(conditioning_dim)
+        self.conditioning_candidates = int(conditioning_candidates)
+        if self.beam_size < 1 or self.conditioning_dim < 0 or self.conditioning_candidates < 1:
+            raise ValueError("beam_size and conditioning_candidates must be ≥ 1, conditioning_dim ≥ 0")
+        if not self.residual and (self.beam_size > 1 or self.conditioning_dim):
+            raise ValueError("beam_size > 1 and conditioning_dim need residual=True")
         self.head_dim = None
 
     def build(self, input_shape):
@@ -210,6 +229,18 @@ class VectorQuantizer(keras.layers.Layer):
                 name="kmeans_buffer", shape=(1 if self.residual else h, self.kmeans_rows, d), initializer="zeros",
                 dtype="float32", trainable=False, autocast=False,
             )
+        if self.conditioning_dim:
+            # after every older variable, so that saved layers without it keep their positions
+            m, levels = self.conditioning_dim, h - 1
+            glorot = keras.initializers.VarianceScaling(1.0, "fan_in", "normal")
+            self.cond_code = self.add_weight(name="cond_code", shape=(max(levels, 1), d, m), initializer=glorot,
+                                             dtype="float32", autocast=False)
+            self.cond_recon = self.add_weight(name="cond_recon", shape=(max(levels, 1), d, m), initializer=glorot,
+                                              dtype="float32", autocast=False)
+            self.cond_bias = self.add_weight(name="cond_bias", shape=(max(levels, 1), m), initializer="zeros",
+                                             dtype="float32", autocast=False)
+            self.cond_out = self.add_weight(name="cond_out", shape=(max(levels, 1), m, d), initializer="zeros",
+                                            dtype="float32", autocast=False)
         if self.cosine:
             self.codebook.assign(self._normalize(self.codebook))
         self.ema_sum.assign(ops.convert_to_tensor(self.codebook) * 1.0)
@@ -284,6 +315,8 @@ class VectorQuantizer(keras.layers.Layer):
             distances = self._distances(z)
             codes = ops.argmin(distances, axis=-1)
             return z, distances, codes, self._gather(codes)
+        if self._searches:
+            return self._assign_searched(z[:, 0])
         codebook = ops.convert_to_tensor(self.codebook)
         residual, inputs, dists, codes, qs = z[:, 0], [], [], [], []
         for h in range(self.num_heads):
@@ -301,6 +334,31 @@ class VectorQuantizer(keras.layers.Layer):
             residual = residual - q
         stack = lambda xs: ops.stack(xs, axis=1)
         return stack(inputs), stack(dists), stack(codes), stack(qs)
+
+    @property
+    def _searches(self) -> bool:
+        """Residual codes found by beam search and/or scored with conditioned codewords."""
+        return self.residual and (self.beam_size > 1 or self.conditioning_dim > 0)
+
+    def _correction(self, h, words, recon):
+        """Level h's codeword offsets f_h(c, x̂): words (N, b, A, d), recon (N, b, d)."""
+        i = h - 1
+        hidden = (ops.einsum("nbad,dm->nbam", words, self.cond_code[i])
+                  + ops.einsum("nbd,dm->nbm", recon, self.cond_recon[i])[:, :, None, :] + self.cond_bias[i])
+        return ops.einsum("nbam,md->nbad", ops.gelu(hidden), self.cond_out[i])
+
+    def _assign_searched(self, x):
+        """Residual assignment by beam search: the search itself takes no gradient; the levels'
+        inputs, distances and codewords are then recomputed along the codes it found, so that
+        the corrections get their gradient. With conditioning the EMA target of a base code is
+        the residual minus its correction (the base codeword plus the correction should meet
+        the residual)."""
+        codebook = ops.convert_to_tensor(self.codebook)
+        correction = self._correction if self.conditioning_dim else None
+        codes = ops.stop_gradient(beam_search(ops.stop_gradient(x), codebook, self.beam_size, correction,
+                                              self.conditioning_candidates))
+        residuals, dists, words, offsets = follow_path(x, codebook, codes, correction)
+        return residuals - ops.stop_gradient(offsets), dists, codes, words
 
     def _combine(self, q):
         """Per-head code vectors (N, H, d) → the quantized vector (N, width)."""
@@ -335,6 +393,11 @@ class VectorQuantizer(keras.layers.Layer):
                 q_out = self._combine(self._rotate(z, ops.stop_gradient(q)))
         else:
             q_out = z_flat + ops.stop_gradient(q_flat - z_flat)
+        if self.conditioning_dim:
+            # the corrections are trained by the quantization error and, through the
+            # decoder, by the model's loss (q_out's value is unchanged)
+            self.add_loss(ops.mean(ops.square(ops.stop_gradient(z_flat) - q_flat)))
+            q_out = q_out + (q_flat - ops.stop_gradient(q_flat))
         if self.orthogonal_weight > 0 and self.num_heads > 1:
             per_head = head_inputs + ops.stop_gradient(q - head_inputs)
             self.add_loss(self.orthogonal_weight * self._orthogonal_loss(per_head))
@@ -512,7 +575,11 @@ class VectorQuantizer(keras.layers.Layer):
         lead = tuple(ops.shape(codes)[:-1])
         flat = ops.reshape(codes, (-1, self.num_heads))
         width = self.head_dim if self.residual else self.num_heads * self.head_dim
-        q = ops.reshape(self._combine(self._gather(flat)), lead + (width,))
+        if self.conditioning_dim:
+            words = follow_path(None, ops.convert_to_tensor(self.codebook), flat, self._correction)[2]
+        else:
+            words = self._gather(flat)
+        q = ops.reshape(self._combine(words), lead + (width,))
         return ops.cast(q, self.compute_dtype)
 
     # ---- anti-collapse state (called outside the compiled step) ---------------------------
@@ -583,5 +650,8 @@ class VectorQuantizer(keras.layers.Layer):
             kmeans_rows=self.kmeans_rows,
             kmeans_iterations=self.kmeans_iterations,
             dead_code_threshold=self.dead_code_threshold,
+            beam_size=self.beam_size,
+            conditioning_dim=self.conditioning_dim,
+            conditioning_candidates=self.conditioning_candidates,
         )
         return config

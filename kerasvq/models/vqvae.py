@@ -53,6 +53,7 @@ from kerasvq.data.embeddings import check_finite, check_width
 from kerasvq.common.errors import UserError
 from kerasvq.common.paths import version_dir
 from kerasvq.layers.vector_quantizer import VectorQuantizer
+from kerasvq.models.neighbour_ranking import neighbour_ranking_loss
 from kerasvq.models.untracked_fit_state import UntrackedFitState
 from kerasvq.models.codebook_monitor import FIT_SIGNATURE, MonitoredFit
 
@@ -113,6 +114,11 @@ class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
         pca_init: bool = True,
         kmeans_init: bool = True,
         dead_code_threshold: float = 0.1,
+        beam_size: int = 1,
+        conditioning_dim: int = 0,
+        conditioning_candidates: int = 16,
+        ranking_weight: float = 0.0,
+        ranking_temperature: float = 0.05,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -140,6 +146,11 @@ class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
         self.pca_init = pca_init
         self.kmeans_init = kmeans_init
         self.dead_code_threshold = dead_code_threshold
+        self.beam_size = beam_size
+        self.conditioning_dim = conditioning_dim
+        self.conditioning_candidates = conditioning_candidates
+        self.ranking_weight = ranking_weight
+        self.ranking_temperature = ranking_temperature
         # The network sees and produces unit-variance elements (x / std). Unit-length 384-d
         # inputs have elements of std 0.05; at that scale one Adam step (≈ lr per weight, over
         # a fan-in of 1024) changes the outputs by far more than the targets' size, the
@@ -188,6 +199,9 @@ class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
             residual=residual,
             kmeans_init=kmeans_init,
             dead_code_threshold=dead_code_threshold,
+            beam_size=beam_size,
+            conditioning_dim=conditioning_dim,
+            conditioning_candidates=conditioning_candidates,
             name="quantizer",
             dtype=self.dtype_policy,
         )
@@ -221,6 +235,8 @@ class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
         q, _ = self.quantizer(z, training=training)
         x_hat = self._decode(q, training=training)
         self.add_loss(self._reconstruction_loss(x, x_hat))
+        if self.ranking_weight > 0:
+            self.add_loss(self.ranking_weight * neighbour_ranking_loss(x, x_hat, self.ranking_temperature))
         return x_hat
 
     def _reconstruction_loss(self, x, x_hat):
@@ -316,9 +332,22 @@ class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
             out.kernel.assign(np.zeros(out.kernel.shape, np.float32))
             out.bias.assign(np.zeros(out.bias.shape, np.float32))
 
-    def initialize_codebooks(self, x, iterations: int = 20, seed: int = 0):
-        """k-means of every head's codebook on the encoder outputs of a data sample."""
-        self.quantizer.initialize_codebook(self.latents(x), iterations, seed)
+    def initialize_codebooks(self, x, iterations: int = 20, seed: int = 0, method: str = "kmeans",
+                             rq_beam: int = 32):
+        """Every head's codebook from the encoder outputs of a data sample: k-means per head
+        (residual k-means in residual mode), or with `method="faiss_rq"` (residual mode) the
+        centroids of FAISS's `ResidualQuantizer` trained with beam search `rq_beam`, so that the
+        model starts at the classical quantizer's quality and training fine-tunes from there."""
+        if method == "kmeans":
+            self.quantizer.initialize_codebook(self.latents(x), iterations, seed)
+            return
+        if method != "faiss_rq" or not self.residual:
+            raise UserError(f"initialize_codebooks: method must be 'kmeans', or 'faiss_rq' with residual=True; "
+                            f"got {method!r} (residual={self.residual})")
+        from kerasvq.layers.faiss_init import residual_codebooks
+
+        z = self.latents(x)
+        self.quantizer.set_codes(residual_codebooks(z, self.num_heads, self.codebook_size, rq_beam))
 
     def get_config(self):
         config = super().get_config()
@@ -343,6 +372,11 @@ class VQVAE(MonitoredFit, UntrackedFitState, keras.Model):
             pca_init=self.pca_init,
             kmeans_init=self.kmeans_init,
             dead_code_threshold=self.dead_code_threshold,
+            beam_size=self.beam_size,
+            conditioning_dim=self.conditioning_dim,
+            conditioning_candidates=self.conditioning_candidates,
+            ranking_weight=self.ranking_weight,
+            ranking_temperature=self.ranking_temperature,
         )
         return config
 

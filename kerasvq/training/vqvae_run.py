@@ -115,7 +115,8 @@ def train_vqvae(cfg, out_dir: Path | None = None, verbose: int = 2, overwrite: b
             model.initialize_linear_paths(sample)
         initial_epoch = run.restore(model)
         if cfg.train.kmeans_init and not initial_epoch:
-            model.initialize_codebooks(sample, seed=cfg.train.seed)
+            model.initialize_codebooks(sample, seed=cfg.train.seed, method=cfg.train.codebook_init,
+                                       rq_beam=cfg.train.rq_beam)
         batches = EmbeddingBatches(source, fit_idx, cfg.train.batch_size, cfg.train.seed)
         batches.set_epoch(initial_epoch)
         callbacks = [CodebookLogger(log_x, logdir=files.tensorboard, verbose=verbose)]
