@@ -1,7 +1,9 @@
-"""`kerasvq features make-demo|discover`: synthetic feature tables and their column groups.
+"""`kerasvq features make-demo|sklearn|discover`: synthetic or shipped real feature tables and
+their column groups.
 
 Example:
     $ kerasvq features make-demo --out demo.h5 --samples 4000
+    $ kerasvq features sklearn breast_cancer --out breast_cancer.h5
     $ kerasvq features discover --features demo.h5 --out groups.json
     $ kerasvq features discover --features demo.h5 --out auto.json --mode auto --num-groups 6
 """
@@ -25,6 +27,13 @@ def register(subparsers):
     demo.add_argument("--dataset", default=DEFAULT_FEATURES_DATASET)
     demo.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     demo.set_defaults(func=run_make_demo)
+
+    real = sub.add_parser("sklearn", help="write a real grouped table that scikit-learn ships (no download)")
+    real.add_argument("table", help="breast_cancer (10 measurements × mean/se/worst)")
+    real.add_argument("--out", required=True, help="HDF5 file to write")
+    real.add_argument("--dataset", default=DEFAULT_FEATURES_DATASET)
+    real.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    real.set_defaults(func=run_sklearn)
 
     disc = sub.add_parser("discover", help="write the category → column indices JSON of a feature file")
     disc.add_argument("--features", required=True, help="HDF5 feature file (matrix + registry)")
@@ -57,6 +66,22 @@ def run_make_demo(args) -> int:
     categories = registry.category_names()
     print(f"{values.shape[0]} samples × {values.shape[1]} features → {out}:{args.dataset}")
     print(f"{len(categories)} categories: {', '.join(categories)}")
+    return 0
+
+
+def run_sklearn(args) -> int:
+    from kerasvq.data.features import write_features
+    from kerasvq.data.sklearn_tables import sklearn_table
+
+    out = Path(args.out)
+    _refuse_existing(out, args.overwrite)
+    values, registry = sklearn_table(args.table)
+    write_features(out, values, registry, dataset=args.dataset, overwrite=args.overwrite)
+    categories = registry.category_names()
+    aggregations = tuple(dict.fromkeys(registry.aggregations))
+    print(f"{values.shape[0]} samples × {values.shape[1]} features → {out}:{args.dataset}")
+    print(f"{len(categories)} categories × {len(aggregations)} aggregations ({', '.join(aggregations)}): "
+          f"{', '.join(categories)}")
     return 0
 
 

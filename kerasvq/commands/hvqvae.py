@@ -19,7 +19,7 @@ def register(subparsers):
     p = subparsers.add_parser("hvqvae", help="train or evaluate the hierarchical VQ-VAE over grouped features")
     sub = p.add_subparsers(dest="action", required=True)
     for action, helptext in (("train", "train per config (YAML or JSON)"),
-                             ("evaluate", "test-split metrics next to per-category PCA")):
+                             ("evaluate", "test-split metrics next to equal-bits baselines (residual k-means, FAISS RQ, PCA + scalar quantization)")):
         a = sub.add_parser(action, help=helptext)
         a.add_argument("--config", required=True)
         a.add_argument("--set", action="append", default=[], metavar="section.field=value")

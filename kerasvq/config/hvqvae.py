@@ -104,6 +104,15 @@ class HVQModelConfig:
             if getattr(self, name) < 0:
                 raise UserError(f"field 'model.{name}' must be ≥ 0, got {getattr(self, name)}")
 
+    def oversized_levels(self, train_rows: int) -> list[str]:
+        """One line per level with more codes than training rows: such a codebook cannot be
+        filled (each row picks one code per category), so its usage is capped at
+        rows / codes and the run reports collapse that is only the sizing."""
+        return [f"level '{level.name}' has {level.codebook_size} codes but the training split has only "
+                f"{train_rows} rows, so at most {train_rows / level.codebook_size:.0%} of its codes can be "
+                f"used; size codebooks to the data (model.levels[{i}].codebook_size ≤ {train_rows})"
+                for i, level in enumerate(self.levels) if level.codebook_size > train_rows]
+
 
 @dataclasses.dataclass
 class HVQTrainConfig:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -151,6 +152,8 @@ def train_hvqvae(cfg, resume: bool = False, verbose: int = 2, overwrite: bool = 
     table, train_idx, test_idx = load_table(cfg)
     groups = resolve_groups(cfg, table, train_idx)
     x_train = table.values[train_idx]
+    for message in cfg.model.oversized_levels(len(train_idx)):
+        warnings.warn(f"{cfg.name}: {message}", stacklevel=2)
     with run:
         if state_path.is_file():  # a run to continue (killed, or finished with --resume)
             state = load_json(state_path)
@@ -200,7 +203,7 @@ def train_hvqvae(cfg, resume: bool = False, verbose: int = 2, overwrite: bool = 
 
 
 def evaluate_hvqvae(cfg, model_path=None) -> dict:
-    """Test-split metrics of the trained model (and the PCA baseline) → results/evaluation.json."""
+    """Test-split metrics of the trained model (and the equal-bits baselines) → results/evaluation.json."""
     import kerasvq.models  # noqa: F401  (registers the model classes)
     from kerasvq.metrics.hvqvae import hvqvae_metrics
     from kerasvq.models.model_file import load_keras_model
@@ -215,7 +218,7 @@ def evaluate_hvqvae(cfg, model_path=None) -> dict:
         raise UserError(f"{table.path}: feature count mismatch: the model expects {model.num_features} "
                         f"features, the file has {table.values.shape[1]}")
     start = time.time()
-    results = hvqvae_metrics(model, table.values[train_idx], table.values[test_idx])
+    results = hvqvae_metrics(model, table.values[train_idx], table.values[test_idx], seed=cfg.train.seed)
     results.update(features=table.path, model=str(model_path), evaluation_seconds=time.time() - start)
     summary_path = out_dir / "results" / "train_summary.json"
     if summary_path.is_file():

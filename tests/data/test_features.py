@@ -174,3 +174,21 @@ def test_cli_make_demo_and_discover(tmp_path, capsys):
     assert main(["features", "discover", "--features", str(out), "--dataset", "/nope", "--out", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "/nope" in err and "demo.h5" in err and not missing.exists()
+
+
+def test_cli_sklearn_writes_the_real_breast_cancer_table(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "bc.h5"
+    assert main(["features", "sklearn", "breast_cancer", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "569 samples × 30 features" in printed and "10 categories × 3 aggregations (mean, se, worst)" in printed
+    table = read_features(out)
+    groups = groups_from_registry(table.registry)
+    assert len(groups) == 10 and groups["radius"] == [0, 10, 20] and groups["concave_points"] == [7, 17, 27]
+    assert table.registry.names[:2] == ("radius.mean", "texture.mean") and table.registry.names[20] == "radius.worst"
+    assert set(table.registry.aggregations) == {"mean", "se", "worst"}
+    before = out.read_bytes()
+    assert main(["features", "sklearn", "breast_cancer", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["features", "sklearn", "wine", "--out", str(tmp_path / "w.h5")]) == 2
+    assert "unknown table 'wine'" in capsys.readouterr().err and not (tmp_path / "w.h5").exists()
