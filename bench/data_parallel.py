@@ -24,9 +24,8 @@ import keras
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from train_throughput import add_config_arguments, load_stream, measure  # noqa: E402
+from train_throughput import add_config_arguments, config_from_args, load_stream, measure  # noqa: E402
 
-from kerasvq.config.lm import load_lm_config  # noqa: E402
 from kerasvq.training.distribution import plan_replicas  # noqa: E402
 from kerasvq.training.xla_flags import use_training_xla_flags  # noqa: E402
 
@@ -45,7 +44,7 @@ def main():
     args = parser.parse_args()
     use_training_xla_flags()  # as `kerasvq train` does, before JAX starts
 
-    cfg = load_lm_config(args.config, args.overrides)
+    cfg = config_from_args(args)
     cfg.model.dropout = args.dropout
     cfg.train.distribution, cfg.train.devices = "data_parallel", args.devices
     cfg.train.batch_size = args.per_device_batch

@@ -19,10 +19,40 @@ embeddings), the mean loss of the timed steps and the first step's loss (≈ ln(
 nanoGPT's init).
 
     python bench/nanogpt_peer.py --batch-sizes 16 --steps 10 --warmup-steps 2       # CPU
-    KERAS_BACKEND=jax python bench/nanogpt_peer.py --tokens .gpudata/train_tokens.npy \\
+    python bench/nanogpt_peer.py --shape v6-50m --tokens .gpudata/v6-50m_train_tokens.npy \\
         --batch-sizes 32 256 --peak-tflops 989                                       # H100
 
 torch is optional for kerasvq (extra `peer`); this script alone needs it.
+
+Why this peer ran at half the original's speed (issue 23, item 7; the numbers are in
+docs/performance.md), and what differs from nanoGPT now. Found by reading both side by side and by `TORCH_LOGS=recompiles,dynamic` on CPU:
+
+1. Recompiled with dynamic shapes (the cause). The grid measured every (batch, dropout) in
+   one process, each with a new model whose `forward` has the same code object, so TorchDynamo
+   reused its cache entry, failed the guards (batch 32 → 256, dropout 0.1 → 0), and on the
+   recompile made the changed values symbolic ("automatic dynamic"): the batch-256 graph had a
+   symbolic batch size and symbolic dropout rates, compiled without the shape specialization a
+   one-shape nanoGPT process gets. Now every grid point starts from `torch._dynamo.reset()`
+   and compiles with `dynamic=False`. Likely cost: most of the gap (nothing else below is big
+   enough); `bench/peer_speed.py` measures it.
+2. Keras and JAX were imported into the peer's process (for `WindowDataset`); JAX is now
+   kept on the CPU (`JAX_PLATFORMS=cpu`), so no second CUDA runtime or cuBLAS can be loaded
+   next to torch's. Likely cost: none, unless libraries clashed.
+3. Host → device: one (batch, seq_len + 1) int64 array per step, pinned and copied with
+   `non_blocking=True`, inputs and targets sliced on the device (nanoGPT stacks 256 slices
+   per step on the host, then two pinned copies). Likely cost: none, the host work is hidden
+   behind the device's step in both.
+4. Loss: the config's label smoothing (0.1 in v5, as kerasvq trains) where nanoGPT has none;
+   `forward` returns only the loss (nanoGPT also returns the logits, keeping them alive).
+   Likely cost: small (one more sum fused into the log-softmax reduction).
+5. LayerNorm: `F.layer_norm` with an optional bias (`--no-bias`, nanoGPT's `bias=False`);
+   the default keeps biases, as GPT-2 and kerasvq's gpt block do. No time difference at bias on.
+6. The same as nanoGPT: fused QKV Linear, `F.scaled_dot_product_attention(is_causal=True)`
+   (flash) with attention dropout, exact-erf GELU, tied embeddings, torch.compile of the model
+   (forward and loss) in its default mode, bf16 autocast, fused AdamW with decay on tensors of
+   rank ≥ 2, `clip_grad_norm_` (no host sync), `zero_grad(set_to_none=True)`, learning rate set
+   per step in the param groups, TF32 allowed, the next batch loaded while the device works,
+   and no `.item()` in the timed loop (losses summed on the device, read once).
 """
 
 from __future__ import annotations
@@ -38,10 +68,10 @@ def gpt_modules(torch):
     nn, F = torch.nn, torch.nn.functional
 
     class CausalSelfAttention(nn.Module):
-        def __init__(self, width, heads, dropout):
+        def __init__(self, width, heads, dropout, bias):
             super().__init__()
-            self.c_attn = nn.Linear(width, 3 * width)
-            self.c_proj = nn.Linear(width, width)
+            self.c_attn = nn.Linear(width, 3 * width, bias=bias)
+            self.c_proj = nn.Linear(width, width, bias=bias)
             self.resid_dropout = nn.Dropout(dropout)
             self.heads, self.dropout = heads, dropout
 
@@ -54,32 +84,44 @@ def gpt_modules(torch):
             return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(b, t, c)))
 
     class MLP(nn.Module):
-        def __init__(self, width, hidden, dropout):
+        def __init__(self, width, hidden, dropout, bias):
             super().__init__()
-            self.c_fc, self.gelu = nn.Linear(width, hidden), nn.GELU()
-            self.c_proj, self.dropout = nn.Linear(hidden, width), nn.Dropout(dropout)
+            self.c_fc, self.gelu = nn.Linear(width, hidden, bias=bias), nn.GELU()
+            self.c_proj, self.dropout = nn.Linear(hidden, width, bias=bias), nn.Dropout(dropout)
 
         def forward(self, x):
             return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
-    class Block(nn.Module):
-        def __init__(self, width, heads, hidden, dropout):
+    class LayerNorm(nn.Module):
+        """nanoGPT's: PyTorch's LayerNorm has no bias-free option."""
+
+        def __init__(self, width, bias):
             super().__init__()
-            self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
-            self.attn = CausalSelfAttention(width, heads, dropout)
-            self.mlp = MLP(width, hidden, dropout)
+            self.weight = nn.Parameter(torch.ones(width))
+            self.bias = nn.Parameter(torch.zeros(width)) if bias else None
+
+        def forward(self, x):
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+    class Block(nn.Module):
+        def __init__(self, width, heads, hidden, dropout, bias):
+            super().__init__()
+            self.ln_1, self.ln_2 = LayerNorm(width, bias), LayerNorm(width, bias)
+            self.attn = CausalSelfAttention(width, heads, dropout, bias)
+            self.mlp = MLP(width, hidden, dropout, bias)
 
         def forward(self, x):
             x = x + self.attn(self.ln_1(x))
             return x + self.mlp(self.ln_2(x))
 
     class GPT(nn.Module):
-        def __init__(self, vocab, seq_len, width, layers, heads, hidden, dropout, label_smoothing):
+        def __init__(self, vocab, seq_len, width, layers, heads, hidden, dropout, label_smoothing,
+                     bias=True):
             super().__init__()
             self.wte, self.wpe = nn.Embedding(vocab, width), nn.Embedding(seq_len, width)
             self.drop = nn.Dropout(dropout)
-            self.h = nn.ModuleList(Block(width, heads, hidden, dropout) for _ in range(layers))
-            self.ln_f = nn.LayerNorm(width)
+            self.h = nn.ModuleList(Block(width, heads, hidden, dropout, bias) for _ in range(layers))
+            self.ln_f = LayerNorm(width, bias)
             self.lm_head = nn.Linear(width, vocab, bias=False)
             self.wte.weight = self.lm_head.weight  # tied embeddings
             self.label_smoothing = label_smoothing
@@ -105,7 +147,7 @@ def gpt_modules(torch):
             for block in self.h:
                 x = block(x)
             logits = self.lm_head(self.ln_f(x))
-            return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
                                    label_smoothing=self.label_smoothing)
 
     return GPT
@@ -146,20 +188,25 @@ def measure(torch, cfg, stream, batch_size, steps, warmup_steps, opts):
     batches = windows(stream, cfg, batch_size, warmup_steps + steps)
 
     def batch(i):
+        """Window batch i on the device: one pinned (batch, seq_len + 1) copy that does not wait."""
         x, y = batches[i % len(batches)]
-        x, y = (torch.from_numpy(a.astype(np.int64)) for a in (x, y))
+        w = torch.from_numpy(np.concatenate([x, y[:, -1:]], axis=1).astype(np.int64))
         if device.type == "cuda":
-            return (x.pin_memory().to(device, non_blocking=True),
-                    y.pin_memory().to(device, non_blocking=True))
-        return x, y
+            w = w.pin_memory().to(device, non_blocking=True)
+        return w[:, :-1], w[:, 1:]
 
     m = cfg.model
     model = gpt_modules(torch)(cfg.data.vocab_size, cfg.data.seq_len, m.d_model, m.num_layers,
-                               m.num_heads, m.d_ff, m.dropout, cfg.train.label_smoothing)
+                               m.num_heads, m.d_ff, m.dropout, cfg.train.label_smoothing,
+                               bias=opts.bias)
     model.to(device)
     optimizer = adamw(torch, model, cfg.train, device.type)
     n_params = model.num_params()
-    step_fn = torch.compile(model) if opts.compile else model
+    # A fresh compile per grid point, specialized to its one shape as in a nanoGPT process: the
+    # models of every grid point share `forward`'s code object, so without the reset Dynamo
+    # recompiles the next one with a symbolic batch size and dropout (docstring, item 1).
+    torch._dynamo.reset()
+    step_fn = torch.compile(model, dynamic=False) if opts.compile else model
     autocast = (torch.amp.autocast(device_type=device.type, dtype=torch.bfloat16)
                 if opts.dtype == "bfloat16" else contextlib.nullcontext())
     total = 10 * (steps + warmup_steps)
@@ -218,6 +265,8 @@ def parse_args():
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default=None,
                         help="bfloat16 = autocast (default on CUDA); float32 (default on CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True,
+                        help="biases in Linear and LayerNorm (nanoGPT's `bias`; GPT-2 and kerasvq: on)")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup_steps < 1:
         parser.error("--steps and --warmup-steps must be at least 1")
@@ -228,11 +277,11 @@ def main():
     # keras is needed only for WindowDataset; keep TensorFlow out and JAX off the GPU's memory.
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no JAX CUDA libraries next to torch's
     args = parse_args()
     import torch
 
-    from kerasvq.config.lm import load_lm_config
-    from train_throughput import load_stream, measure_grid, print_rows
+    from train_throughput import config_from_args, load_stream, measure_grid, print_rows
 
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -245,7 +294,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True  # as nanoGPT's train.py
     torch.backends.cudnn.allow_tf32 = True
 
-    cfg = load_lm_config(args.config, args.overrides)
+    cfg = config_from_args(args)
     if cfg.model.architecture != "transformer" or cfg.model.block != "gpt" \
             or cfg.model.positions != "learned" or not cfg.model.tie_embeddings:
         raise SystemExit("error: the nanoGPT peer needs a gpt-block transformer with learned "
@@ -254,7 +303,7 @@ def main():
     rows = measure_grid(cfg, args, lambda batch_size: measure(
         torch, cfg, stream, batch_size, args.steps, args.warmup_steps, args))
     print(f"peer=nanoGPT torch={torch.__version__} device={args.device} dtype={args.dtype} "
-          f"compile={args.compile} threads={torch.get_num_threads()} seq_len={cfg.data.seq_len} "
+          f"compile={args.compile} bias={args.bias} threads={torch.get_num_threads()} seq_len={cfg.data.seq_len} "
           f"d_model={cfg.model.d_model} layers={cfg.model.num_layers} "
           f"params={rows[0][2]['params']:,} (no positions) ln(vocab)={math.log(cfg.data.vocab_size):.3f}")
     print_rows(rows, extra_columns=[("loss@0", "first_loss")])

@@ -84,7 +84,7 @@ def kernel_times(trace_dir: str, steps: int):
 
 def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from train_throughput import add_config_arguments, load_stream, windows  # imports no device
+    from train_throughput import add_config_arguments, config_from_args, load_stream, windows  # imports no device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
@@ -102,11 +102,10 @@ def main():
     if keras.config.backend() != "jax" or jax.default_backend() != "gpu":
         sys.exit("error: profile_train_step.py needs KERAS_BACKEND=jax and a GPU")
 
-    from kerasvq.config.lm import load_lm_config
     from kerasvq.models.build import build_language_model
     from kerasvq.training.run import compile_for_training
 
-    cfg = load_lm_config(args.config, args.overrides)
+    cfg = config_from_args(args)
     cfg.train.batch_size = args.batch_size
     batches = windows(load_stream(args, cfg), cfg, args.batch_size, WARMUP_STEPS + args.steps)
     keras.utils.set_random_seed(cfg.train.seed)

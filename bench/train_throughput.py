@@ -146,11 +146,28 @@ def measure(cfg, stream, batch_size, steps, warmup_steps):
     }
 
 
+# The shapes the speed comparison with nanoGPT's peer runs at (bench/peer_speed.py): a config
+# and the overrides that make it a model the peer can also be (learned positions, GPT block).
+SHAPES = {
+    "v5": ("versions/v5-transformer/config.json", []),
+    "v6-50m": ("versions/v6-50m/config.json", ["model.positions=learned"]),
+}
+
+
 def add_config_arguments(parser):
-    """The model and data options every training bench shares: config, overrides, tokens."""
-    parser.add_argument("--config", default="versions/v5-transformer/config.json")
+    """The model and data options every training bench shares: config or shape, overrides, tokens."""
+    parser.add_argument("--config", default=None,
+                        help="a config path (default: the --shape's, else versions/v5-transformer)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
+                        help="v5: versions/v5-transformer; v6-50m: versions/v6-50m with learned positions")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--tokens", help="a uint16 .npy token stream (default: tokenize the config's corpus)")
+
+
+def config_from_args(args):
+    """The config `--config`/`--shape` and `--set` name (the shape's overrides first)."""
+    path, overrides = SHAPES[args.shape] if args.shape else ("versions/v5-transformer/config.json", [])
+    return load_lm_config(args.config or path, overrides + args.overrides)
 
 
 def add_grid_arguments(parser):
@@ -194,7 +211,7 @@ def main():
     args = parser.parse_args()
     use_training_xla_flags()  # as `kerasvq train` does, before JAX starts
 
-    cfg = load_lm_config(args.config, args.overrides)
+    cfg = config_from_args(args)
     stream = load_stream(args, cfg)
     rows = measure_grid(cfg, args, lambda batch_size: measure(cfg, stream, batch_size, args.steps,
                                                               args.warmup_steps))

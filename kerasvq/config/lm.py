@@ -48,6 +48,11 @@ class DataConfig:
                 f"field 'data.vocab_size' must be at least 260 (256 byte pieces + specials), "
                 f"got {self.vocab_size}"
             )
+        if self.vocab_size > 65536:
+            raise UserError(
+                f"field 'data.vocab_size' must be at most 65536 (token streams are uint16), "
+                f"got {self.vocab_size}"
+            )
         if self.max_docs is not None and self.max_docs < 2:
             raise UserError(f"field 'data.max_docs' must be at least 2 or null, got {self.max_docs}")
 

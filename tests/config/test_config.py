@@ -15,7 +15,7 @@ def write(tmp_path, data):
     return path
 
 
-@pytest.mark.parametrize("name", ["v5-transformer", "v4-lstm", "v5-tuned", "v4-tuned"])
+@pytest.mark.parametrize("name", ["v5-transformer", "v4-lstm", "v5-tuned", "v4-tuned", "v6-50m"])
 def test_shipped_configs_load(name):
     cfg = load_lm_config(f"versions/{name}/config.json")
     assert cfg.name == name
@@ -28,6 +28,17 @@ def test_v5_fixed_values():
     t = cfg.train
     assert (t.batch_size, t.learning_rate, t.weight_decay, t.label_smoothing, t.clipnorm, t.epochs,
             t.early_stopping_patience, t.warmup_fraction) == (32, 1e-4, 0.01, 0.1, 1.0, 4, 2, 0.05)
+
+
+def test_v6_50m_shape_and_parameter_count():
+    """The count written in versions/v6-50m/README.md, from the model built on CPU."""
+    from kerasvq.models.build import build_language_model
+
+    cfg = load_lm_config("versions/v6-50m/config.json")
+    assert (cfg.model.d_model, cfg.model.num_layers, cfg.model.num_heads, cfg.model.d_ff) == (512, 12, 8, 2048)
+    assert (cfg.data.seq_len, cfg.data.vocab_size, cfg.data.tokenizer_version) == (512, 16384, None)
+    assert cfg.train.dtype_policy == "mixed_bfloat16"
+    assert build_language_model(cfg).count_params() == 46_218_240
 
 
 def test_overrides_parse_json_values():
@@ -44,6 +55,7 @@ def test_overrides_parse_json_values():
         ({"train": {"epoch": 4}}, "unknown field 'train.epoch'"),
         ({"bogus": 1}, "unknown field 'bogus'"),
         ({"model": {"positions": "alibi"}}, "model.positions"),
+        ({"data": {"vocab_size": 65537}}, "at most 65536 (token streams are uint16)"),
         ({"train": {"max_steps": 10, "steps_per_execution": 4}}, "'train.max_steps' (10) must be a multiple"),
     ],
 )

@@ -42,6 +42,7 @@ LM_VERSIONS = {
     "v5-tuned": SMALL_TRANSFORMER,
     "v4-lstm": SMALL_LSTM,
     "v4-tuned": SMALL_LSTM,
+    "v6-50m": SMALL_TRANSFORMER,
     "moc-dense": SMALL_TRANSFORMER,
     "moc-moe": SMALL_TRANSFORMER + SMALL_EXPERTS,
     "moc-moc": SMALL_TRANSFORMER + SMALL_EXPERTS,
