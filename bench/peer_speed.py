@@ -42,7 +42,7 @@ def prepare(folder: Path):
 
     from kerasvq.config.lm import load_lm_config
     from kerasvq.data.lm_data import load_lm_data
-    from kerasvq.runs import RunPaths
+    from kerasvq.training.run_paths import RunPaths
 
     folder.mkdir(parents=True, exist_ok=True)
     for shape in SHAPE_NAMES:
