@@ -30,11 +30,16 @@ class DataConfig:
     tokenizer_type: Literal["unigram", "bpe"] = "unigram"
     tokenizer_version: Optional[str] = None
     """Reuse the tokenizer in versions/<tokenizer_version>/mappings/ (e.g. v4 shares v5's)."""
+    tokenizer_sample_sentences: int = 2_000_000
+    """Tokenizer training reads at most this many training lines (a sample seeded by split_seed)."""
     seq_len: int = 256
     """Tokens the model sees at once; windows hold seq_len + 1 tokens (inputs and shifted targets)."""
     stride: int = 128
 
     def validate(self):
+        if self.tokenizer_sample_sentences < 1000:
+            raise UserError("field 'data.tokenizer_sample_sentences' must be at least 1000, got "
+                            f"{self.tokenizer_sample_sentences}")
         if self.seq_len < 2:
             raise UserError(f"field 'data.seq_len' must be at least 2, got {self.seq_len}")
         if not 1 <= self.stride <= self.seq_len:

@@ -61,7 +61,8 @@ def load_tokenizer(cfg: LMConfig, mappings_dir, train_docs=None, log=print) -> T
         log(f"tokenizer: training sentencepiece {cfg.data.tokenizer_type} {cfg.data.vocab_size} "
             f"on {len(train_docs)} training documents")
         tokenizer = Tokenizer.train(
-            train_docs, mappings_dir, cfg.data.vocab_size, cfg.data.tokenizer_type, cfg.data.split_seed
+            train_docs, mappings_dir, cfg.data.vocab_size, cfg.data.tokenizer_type, cfg.data.split_seed,
+            sample_sentences=cfg.data.tokenizer_sample_sentences,
         )
         log(f"tokenizer: saved {path} (sha256 {tokenizer.sha256[:12]})")
     if tokenizer.vocab_size != cfg.data.vocab_size:

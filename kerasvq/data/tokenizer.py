@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -27,6 +28,15 @@ from kerasvq.common.errors import UserError
 
 # Longer lines are left out of tokenizer training (sentencepiece's max_sentence_length).
 MAX_SENTENCE_LENGTH = 1 << 16
+
+# sentencepiece splits its EM work by thread and the pieces it picks depend on the split, so
+# the thread count is fixed rather than taken from the machine: the same corpus and seed give
+# the same tokenizer file on any machine (tests/data/test_tokenizer_determinism.py).
+TRAINING_THREADS = 4
+
+# Tokenizer training reads at most this many training lines, a seeded sample when there are
+# more, so its cost stops growing with the corpus (sentencepiece's input_sentence_size).
+DEFAULT_SAMPLE_SENTENCES = 2_000_000
 
 
 def file_sha256(path: str | Path) -> str:
@@ -63,37 +73,58 @@ class Tokenizer:
         return f"spm_{model_type}_{vocab_size}.model"
 
     @classmethod
-    def train(cls, documents, out_dir, vocab_size=4000, model_type="unigram", seed=1337):
-        """Trains on `documents` (an iterable of strings) and saves the model in `out_dir`."""
+    def train(cls, documents, out_dir, vocab_size=4000, model_type="unigram", seed=1337,
+              sample_sentences=DEFAULT_SAMPLE_SENTENCES):
+        """Trains on `documents` (an iterable of strings) and saves the model in `out_dir`.
+
+        Args:
+            documents: iterable of training texts, one sentence or document each.
+            out_dir: folder for `spm_<type>_<vocab>.model`, written only when complete.
+            vocab_size: number of pieces.
+            model_type: "unigram" or "bpe".
+            seed: sentencepiece's random seed (the sentence sample and its shuffle).
+            sample_sentences: at most this many lines are used, a seeded sample of all of them.
+
+        Returns:
+            The trained `Tokenizer`. Its file depends only on the documents and these
+            arguments: no path or machine setting is written into it.
+        """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / cls.model_filename(vocab_size, model_type)
         spm.set_random_generator_seed(seed)
         remove_orphans(out_dir, target.name)
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=temp_prefix(target.name)) as tmp:
-            prefix = Path(tmp) / "spm"
-            try:
-                spm.SentencePieceTrainer.train(
-                    sentence_iterator=iter(documents),
-                    model_prefix=str(prefix),
-                    vocab_size=vocab_size,
-                    model_type=model_type,
-                    byte_fallback=True,
-                    character_coverage=0.9995,
-                    max_sentence_length=MAX_SENTENCE_LENGTH,
-                    input_sentence_size=2_000_000,
-                    shuffle_input_sentence=True,
-                    bos_id=-1,
-                    eos_id=1,
-                    unk_id=0,
-                    pad_id=-1,
-                    num_threads=os.cpu_count() or 1,
-                    minloglevel=2,
-                )
-            except RuntimeError as e:
-                raise UserError(training_failure(str(e), vocab_size)) from None
-            # Move into place only when complete, so an interrupted run leaves no half model.
-            os.replace(f"{prefix}.model", target)
+        # The model comes back in memory: with a model_prefix sentencepiece records that
+        # (temporary, random) path inside the file, and two trainings would never match.
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(documents),
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                byte_fallback=True,
+                character_coverage=0.9995,
+                max_sentence_length=MAX_SENTENCE_LENGTH,
+                input_sentence_size=sample_sentences,
+                shuffle_input_sentence=True,
+                bos_id=-1,
+                eos_id=1,
+                unk_id=0,
+                pad_id=-1,
+                num_threads=TRAINING_THREADS,
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise UserError(training_failure(str(e), vocab_size)) from None
+        # Move into place only when complete, so an interrupted run leaves no half model.
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=temp_prefix(target.name))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(model.getvalue())
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return cls(target)
 
     @property
