@@ -111,7 +111,8 @@ def test_train_and_evaluate_run_on_a_small_file(tmp_path):
     _, summary = train_vqvae(cfg, tmp_path / "run", verbose=0)
     assert "val_min_usage" in summary["history"] and summary["train_rows"] == 474
     results = evaluate_run(cfg, tmp_path / "run", num_queries=50)
-    assert set(results["methods"]) == {"kerasvq", "faiss_pq", "faiss_opq_pq", "faiss_rq"}
+    assert set(results["methods"]) == {"kerasvq", "faiss_pq", "faiss_opq_pq", "faiss_rq", "faiss_rq_beam8",
+                                       "faiss_rq_beam32", "faiss_lsq", "faiss_prq_2x2"}
     assert (tmp_path / "run" / "results" / "rank_frequency.png").is_file()
     assert list((tmp_path / "run" / "logs" / "tensorboard").glob("events.out.tfevents.*"))
 
