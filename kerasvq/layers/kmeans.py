@@ -18,6 +18,11 @@ def _sq_distances(x, centers):
     return (x * x).sum(1)[:, None] - 2.0 * x @ centers.T + (centers * centers).sum(1)[None]
 
 
+def nearest_center(x, centers) -> np.ndarray:
+    """Index of each row's nearest center (squared Euclidean distance): (N,) ints."""
+    return _sq_distances(x, centers).argmin(1)
+
+
 def kmeans(x, k: int, iterations: int = 20, seed: int = 0, spherical: bool = False) -> np.ndarray:
     """k-means++ seeding then Lloyd iterations; empty clusters re-seeded from the worst-fit points.
 

@@ -61,7 +61,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasvq.layers.kmeans import kmeans
+from kerasvq.layers.kmeans import kmeans, nearest_center
 from kerasvq.layers.residual_search import beam_search, follow_path
 
 GRADIENTS = ("straight_through", "rotation")
@@ -591,8 +591,7 @@ class VectorQuantizer(keras.layers.Layer):
             residual, books = np.asarray(samples, dtype=np.float32).reshape(-1, self.head_dim), []
             for h in range(self.num_heads):
                 book = kmeans(residual, self.codebook_size, iterations, seed + h)
-                d = (residual ** 2).sum(1)[:, None] - 2 * residual @ book.T + (book ** 2).sum(1)[None]
-                residual = residual - book[d.argmin(1)]
+                residual = residual - book[nearest_center(residual, book)]
                 books.append(book)
             self.set_codes(np.stack(books))
             return

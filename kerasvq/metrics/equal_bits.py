@@ -29,17 +29,12 @@ import math
 
 import numpy as np
 
-from kerasvq.layers.kmeans import kmeans
+from kerasvq.layers.kmeans import kmeans, nearest_center
 
 
 def category_bits(sizes) -> float:
     """Bits per category of one code per level: Σ log2 K_l."""
     return float(sum(math.log2(k) for k in sizes))
-
-
-def _nearest(x, centers):
-    d = (x * x).sum(1)[:, None] - 2.0 * x @ centers.T + (centers * centers).sum(1)[None]
-    return d.argmin(1)
 
 
 def residual_kmeans(train, test, sizes, iterations: int = 25, seed: int = 0):
@@ -48,7 +43,7 @@ def residual_kmeans(train, test, sizes, iterations: int = 25, seed: int = 0):
     x_hat, prefixes = np.zeros_like(r_test), []
     for level, k in enumerate(sizes):
         centers = kmeans(r_train, int(k), iterations, seed + 97 * level)
-        q_train, q_test = centers[_nearest(r_train, centers)], centers[_nearest(r_test, centers)]
+        q_train, q_test = centers[nearest_center(r_train, centers)], centers[nearest_center(r_test, centers)]
         r_train -= q_train
         r_test -= q_test
         x_hat = x_hat + q_test
