@@ -61,3 +61,11 @@ def far_codes_vqvae(x, seed=0):
     far += np.random.default_rng(seed).standard_normal(far.shape).astype("float32")
     model.quantizer.set_codes(far.astype("float32"))
     return model
+
+
+def outputs_before_and_after_a_later_change(layer, x, position):
+    """The layer's outputs for `x` and for `x` with every position from `position` on moved by
+    +3: a causal layer gives the same rows before `position`. Returns (y, y_changed) arrays."""
+    changed = x.copy()
+    changed[:, position:] += 3.0
+    return (keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(layer(changed)))

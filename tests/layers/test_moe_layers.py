@@ -6,7 +6,7 @@ from keras import ops
 from kerasvq.layers import moe_losses
 from kerasvq.layers.swiglu import SwiGLU
 from kerasvq.layers.top_k_moe import TopKMoE
-from helpers.layer_helpers import loss_and_gradients, round_trip
+from helpers.layer_helpers import loss_and_gradients, outputs_before_and_after_a_later_change, round_trip
 
 def _x(shape=(2, 7, 16), seed=0):
     return np.random.RandomState(seed).randn(*shape).astype("float32")
@@ -83,11 +83,7 @@ def test_top_k_moe_capacity_drops_overflow_and_reports_it():
 def test_top_k_moe_is_causal_at_inference():
     keras.utils.set_random_seed(0)
     moe = TopKMoE(4, 2, 32, capacity_factor=0.5)
-    x = _x((2, 9, 16))
-    y1 = _np(moe(x))
-    x2 = x.copy()
-    x2[:, 5:] += 3.0
-    y2 = _np(moe(x2))
+    y1, y2 = outputs_before_and_after_a_later_change(moe, _x((2, 9, 16)), 5)
     np.testing.assert_allclose(y1[:, :5], y2[:, :5], atol=1e-6)
 
 
