@@ -56,6 +56,8 @@ def check_keras_file(path: str | Path, written_by: str) -> None:
             json.loads(archive.read("config.json"))
     except zipfile.BadZipFile:
         raise damaged("not a zip archive") from None
+    # zipfile raises NotImplementedError for a member stored with a compression method it
+    # cannot read: a damaged or foreign file, not unfinished code here.
     except (EOFError, zlib.error, OSError, NotImplementedError) as e:
         raise damaged(" ".join(str(e).split()) or type(e).__name__) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
